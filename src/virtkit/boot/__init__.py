@@ -1,0 +1,1 @@
+"""virtkit boot: a secure, correct successor to Xen's pygrub (pipeline: image -> volume -> fs -> config -> menu -> extract)."""

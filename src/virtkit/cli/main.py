@@ -1,0 +1,111 @@
+"""The ``virtkit`` command: subcommand dispatch and the one place errors become exit codes.
+
+Each subcommand lives in its own module under ``virtkit.cli`` and exposes
+``register(subparsers)`` (argparse set-up only: cheap, no heavy imports) and
+sets ``func`` on its parser to a ``run(args) -> int`` callable.
+
+Error handling (STYLE.md, idea 4): :func:`run_cli` is the only ``except``
+that turns a :class:`~virtkit.errors.VirtkitError` into one line on stderr and
+its ``exit_status``; configuration errors add the quoted source line.  Any
+other exception is a bug: traceback plus "please report", exit 70.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from virtkit import __version__
+from virtkit.errors import ConfigError, VirtkitError
+from virtkit.sanitize import sanitize_text
+
+__all__ = ["EXIT_INTERNAL", "main", "report_error", "run_cli"]
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE
+EXIT_INTERRUPTED = 130
+
+# name -> module; each module has register(subparsers).  Order = order in --help.
+SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    ("boot", "virtkit.cli.boot_cmd"),
+    ("inspect", "virtkit.cli.inspect_cmd"),
+    ("ls", "virtkit.cli.fs_cmds"),
+    ("cat", "virtkit.cli.fs_cmds"),
+    ("entropy", "virtkit.cli.entropy_cmd"),
+)
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="virtkit",
+        description="Tools for Xen and KVM hosts: take kernels out of guest images safely "
+        "(virtkit boot, virtkit-pygrub), inspect guest disks, feed guests entropy.",
+    )
+    parser.add_argument("--version", action="version", version=f"virtkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log details and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    seen: set[str] = set()
+    for _name, module_name in SUBCOMMANDS:
+        if module_name in seen:
+            continue
+        seen.add(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a subcommand not built yet
+        module.register(sub)
+    return parser
+
+
+def report_error(exc: BaseException, *, prog: str, debug: bool, stream: TextIO | None = None) -> int:
+    """Print ``exc`` the way virtkit reports errors and return the exit status."""
+    out = stream or sys.stderr
+    if isinstance(exc, VirtkitError):
+        out.write(f"{prog}: error: {sanitize_text(str(exc))}\n")
+        if isinstance(exc, ConfigError) and exc.location is not None and hasattr(exc.location, "render_excerpt"):
+            out.write(exc.location.render_excerpt() + "\n")
+        if debug:
+            traceback.print_exception(exc, file=out)
+        return exc.exit_status
+    if isinstance(exc, KeyboardInterrupt):
+        out.write(f"{prog}: interrupted\n")
+        return EXIT_INTERRUPTED
+    out.write(f"{prog}: internal error: {type(exc).__name__}: {exc}\nthis is a bug in virtkit, please report it with the traceback below\n")
+    traceback.print_exception(exc, file=out)
+    return EXIT_INTERNAL
+
+
+def run_cli(func: Callable[[], int], *, prog: str, debug: bool) -> int:
+    """Run ``func`` and map every failure to an exit status (the one conversion point)."""
+    try:
+        return func()
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        return report_error(exc, prog=prog, debug=debug)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="virtkit: %(levelname)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return run_cli(lambda: int(args.func(args) or 0), prog="virtkit", debug=args.debug)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
