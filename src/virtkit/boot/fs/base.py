@@ -22,7 +22,6 @@ import abc
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
 
 from virtkit._streams import ByteSource, read_all
 from virtkit.errors import FileNotFound, IsADirectory, LimitExceeded, NotADirectory
@@ -155,7 +154,7 @@ class Node(abc.ABC):
 class Filesystem(abc.ABC):
     """A read-only filesystem on a volume.
 
-    Class attributes:
+    Class (or instance) attributes:
         fstype: name as ``blkid``/GRUB report it ("ext4", "xfs", "btrfs", "vfat", "iso9660").
         case_insensitive: lookups fold case.
 
@@ -167,8 +166,8 @@ class Filesystem(abc.ABC):
         label: volume label ("" if none).
     """
 
-    fstype: ClassVar[str] = "?"
-    case_insensitive: ClassVar[bool] = False
+    fstype: str = "?"  # readers may refine it per instance (ext2/ext3/ext4, vfat)
+    case_insensitive: bool = False
 
     source: ByteSource
     limits: Limits
