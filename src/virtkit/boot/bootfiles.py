@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from virtkit._streams import read_all
 from virtkit.boot.config.source import DeviceInfo, FileStat, normalise_path
 from virtkit.boot.fs.base import Filesystem, FileType, Node
-from virtkit.errors import FileNotFound, IsADirectory, NotADirectory, PathError
+from virtkit.errors import FileNotFound, IsADirectory, NotADirectory, PathError, VirtkitError
 from virtkit.limits import Limits
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ class FilesystemBootFiles:
             if etype is None or etype is FileType.SYMLINK:
                 try:
                     etype = self._node(device, normalise_path(path + "/" + entry.name)).type
-                except (PathError, NotADirectory):
-                    etype = FileType.OTHER
-                except Exception:  # noqa: BLE001 - a dangling/looping link is just "not a dir"
+                except VirtkitError:  # a dangling or looping link is simply "not a directory"
                     etype = FileType.OTHER
             out.append((entry.name, etype is FileType.DIRECTORY))
         return out
