@@ -80,7 +80,7 @@ def open_filesystem(source: ByteSource, *, limits: Limits) -> Filesystem:
     reasons: list[str] = []
     for cls in available_readers():
         try:
-            return cls.open(source, limits=limits)  # type: ignore[attr-defined, no-any-return]
+            return cls.open(source, limits=limits)  # type: ignore[attr-defined]
         except NotThisFormat as exc:
             reasons.append(f"{cls.fstype}: {exc}")
     raise UnknownFormat(f"volume {source.name}", reasons)

@@ -1,0 +1,137 @@
+"""The deprivileged parsing worker: spawn it, talk to it, trust nothing it says.
+
+The privileged parent opens the guest images read-only and forks a worker
+that receives only those descriptors and one end of a socketpair.  The worker
+sandboxes itself (:mod:`.sandbox`) *before* it reads a byte of guest data,
+then answers requests (:mod:`.channel`).  The parent validates every reply
+(:mod:`.codec`) and writes every output file itself: no path chosen by the
+guest or the worker ever becomes a host path.
+
+Usage::
+
+    with spawn_worker(make_handlers, keep_fds=[fd], limits=limits, isolation=plan) as ch:
+        reply = ch.call({"op": "menu"})
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+
+from virtkit.boot.worker.channel import Channel, Handler, LocalChannel, SocketChannel, serve
+from virtkit.boot.worker.protocol import encode_json
+from virtkit.boot.worker.sandbox import Isolation, enter_sandbox, pick_worker_uid
+from virtkit.limits import Limits
+
+__all__ = ["Channel", "Isolation", "default_isolation", "preload_modules", "spawn_worker"]
+
+EXIT_SETUP_FAILED = 71
+
+# Encodings and stdlib modules a parser may need lazily; after chroot nothing can be imported.
+_PRELOAD_STDLIB = (
+    "encodings.utf_8", "encodings.utf_16", "encodings.utf_16_le", "encodings.utf_16_be",
+    "encodings.latin_1", "encodings.ascii", "encodings.cp437", "encodings.cp850", "encodings.cp1252",
+    "encodings.idna", "encodings.unicode_escape", "zlib", "lzma", "bz2", "json", "hashlib",
+    "unicodedata", "fnmatch", "re", "bisect", "functools", "struct", "binascii", "traceback",
+    "linecache", "tokenize", "fractions", "decimal",
+)
+_OPTIONAL = ("compression.zstd", "backports.zstd", "lzo")
+_preloaded = False
+
+
+def preload_modules() -> None:
+    """Import everything the worker could import lazily, before the chroot hides the disk."""
+    global _preloaded
+    if _preloaded:
+        return
+    for name in _PRELOAD_STDLIB:
+        importlib.import_module(name)
+    for name in _OPTIONAL:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    import virtkit.boot
+
+    skip = ("virtkit.boot.worker.", "virtkit.boot.menu.tui")
+    for info in pkgutil.walk_packages(virtkit.boot.__path__, "virtkit.boot."):
+        if not info.name.startswith(skip):
+            importlib.import_module(info.name)
+    "x".encode("idna")
+    "x".casefold()
+    _preloaded = True
+
+
+def default_isolation(runas: int | None = None) -> Isolation:
+    """The isolation plan: ``runas`` uid (or a per-worker uid), its own gid, a fresh jail dir."""
+    uid = runas if runas is not None else pick_worker_uid()
+    jail = tempfile.mkdtemp(prefix="virtkit-jail-")
+    os.chmod(jail, 0o555)  # noqa: S103 - an empty, read-only chroot must be traversable by the worker uid
+    return Isolation(uid=uid, gid=uid, jail=jail)
+
+
+def spawn_worker(
+    make_handlers: Callable[[], Mapping[str, Handler]],
+    *,
+    keep_fds: Sequence[int],
+    limits: Limits,
+    isolation: Isolation | None,
+    in_process: bool = False,
+) -> Channel:
+    """Start a worker and return the parent's channel to it.
+
+    Args:
+        make_handlers: called in the worker *after* sandboxing; opens the guest from the
+            kept descriptors and returns the request handlers.
+        keep_fds: read-only image descriptors the worker may use.
+        limits: bounds (rlimits, the wall-clock budget).
+        isolation: the sandbox plan, or None for an unsandboxed worker process.
+        in_process: no worker process at all (``--no-isolate``): handlers run here.
+
+    Raises:
+        WorkerError: the worker failed to start.
+    """
+    if in_process:
+        return LocalChannel(make_handlers(), ["isolation: off (--no-isolate): parsing runs in this process"])
+    preload_modules()
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for fd in keep_fds:
+        os.set_inheritable(fd, True)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child (covered by subprocess-level tests)
+        code = EXIT_SETUP_FAILED
+        try:
+            parent_sock.close()
+            if isolation is not None:
+                notes = enter_sandbox(isolation, limits=limits, keep_fds=[child_sock.fileno(), *keep_fds])
+            else:
+                notes = ["isolation: off (worker process without a sandbox)"]
+            handlers = make_handlers()
+            code = serve(child_sock, handlers, {"notes": notes})
+        except BaseException as exc:
+            from virtkit.boot.worker.channel import _error_payload
+
+            try:
+                child_sock.sendall(encode_json({"op": "hello", "notes": [], "error": _error_payload(exc)}))
+            except BaseException:  # noqa: S110 - the parent reports the exit status instead
+                pass
+        finally:
+            os._exit(code)
+    child_sock.close()
+    jail = isolation.jail if isolation is not None else None
+
+    def cleanup() -> None:
+        if jail:
+            shutil.rmtree(jail, ignore_errors=True)
+
+    try:
+        return SocketChannel(parent_sock, pid, budget=limits.worker_timeout, on_exit=cleanup)
+    except BaseException:
+        parent_sock.close()
+        cleanup()
+        raise
