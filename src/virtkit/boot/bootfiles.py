@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from virtkit._streams import read_all
+from virtkit._streams import ByteSource, read_all
 from virtkit.boot.config.source import DeviceInfo, FileStat, normalise_path
 from virtkit.boot.fs.base import Filesystem, FileType, Node
 from virtkit.errors import FileNotFound, IsADirectory, NotADirectory, PathError, VirtkitError
@@ -70,6 +70,13 @@ class FilesystemBootFiles:
 
     def _node(self, device: str, path: str) -> Node:
         return self.filesystem(device).lookup(normalise_path(path))
+
+    def open(self, device: str, path: str) -> ByteSource:
+        """A regular file's contents as a stream (extraction)."""
+        node = self._node(device, path)
+        if node.type is FileType.DIRECTORY:
+            raise IsADirectory(f"({device}){path} is a directory", path=path)
+        return node.open()
 
     def read(self, device: str, path: str, *, limit: int) -> bytes:
         node = self._node(device, path)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from virtkit._streams import BytesSource
 from virtkit.errors import FileNotFound, IsADirectory, LimitExceeded
 
 __all__ = [
@@ -157,6 +158,11 @@ class MemoryFiles:
     def _is_dir(tree: Mapping[str, bytes], p: str) -> bool:
         prefix = p.rstrip("/") + "/"
         return p == "/" or any(k.startswith(prefix) for k in tree)
+
+    def open(self, device: str, path: str) -> BytesSource:
+        """The file as a stream (for extraction tests)."""
+        data = self.read(device, path, limit=1 << 62)
+        return BytesSource(data, f"({device}){normalise_path(path)}")
 
     def stat(self, device: str, path: str) -> FileStat | None:
         try:
