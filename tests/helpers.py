@@ -56,7 +56,7 @@ def fixture_path(name: str) -> Path:
     if not name.endswith(".gz"):
         return src
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
-    out = _CACHE / f"{digest}-{name[:-3]}"
+    out = _CACHE / f"{digest}-{name[:-3].replace('/', '--')}"  # "area/x.img.gz" -> one flat file
     if not out.exists():
         _CACHE.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(out.suffix + f".tmp{os.getpid()}")
