@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from virtkit._streams import BytesSource
+from virtkit._streams import BytesSource, RangeSource
 from virtkit.boot.fs import open_filesystem
 from virtkit.boot.fs.base import Filesystem
 from virtkit.boot.image import Image, open_image, open_image_fd
@@ -170,22 +170,38 @@ def open_guest_fds(
     limits: Limits,
     fmt: str | None = None,
     sector_size: int | None = None,
+    offset: int | None = None,
 ) -> Guest:
     """Like :func:`open_guest` from already-open read-only descriptors (the worker's way in).
 
     Args:
         fds: ``(fd, display name)`` per disk; the Guest owns the descriptors.
+        offset: pygrub's ``--offset``: the only filesystem starts at this byte of the
+            first disk; no partition table is read.
     """
     images: list[Image] = []
     try:
         for i, (fd, shown) in enumerate(fds):
             images.append(open_image_fd(fd, limits=limits, name=f"disk{i}", path=shown, fmt=fmt))
-        storage = discover_volumes(images, limits=limits, sector_size=sector_size)
+        if offset is not None:
+            storage = _storage_at_offset(images[0], offset)
+        else:
+            storage = discover_volumes(images, limits=limits, sector_size=sector_size)
     except BaseException:
         for img in images:
             img.close()
         raise
     return Guest(images=images, storage=storage, limits=limits)
+
+
+def _storage_at_offset(image: Image, offset: int) -> Storage:
+    """pygrub's ``--offset``: one volume from ``offset`` to the end of the first disk."""
+    if not 0 <= offset < image.source.size:
+        raise UsageError(f"--offset {offset} is outside the {image.source.size}-byte disk")
+    src = RangeSource(image.source, offset, image.source.size - offset, f"{image.name}@{offset}")
+    vol = Volume(name=f"{image.name}@{offset}", kind=VolumeKind.PARTITION, source=src, disk=0, grub_names=("hd0",), start=offset)
+    disk = DiskLayout(index=0, name=image.name, path=image.path, image_format=image.format, size=image.source.size)
+    return Storage(disks=(disk,), volumes=(vol,), notes=(f"--offset {offset}: partition tables ignored",))
 
 
 def _open_directory(path: str, *, limits: Limits) -> Guest:
