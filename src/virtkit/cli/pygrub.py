@@ -220,3 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(sanitize_text(detail, keep_newlines=True) + "\n")
         return status
 
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
