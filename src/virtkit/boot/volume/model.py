@@ -27,7 +27,15 @@ from typing import Any
 from virtkit._streams import ByteSource
 from virtkit.errors import ImageError
 
-__all__ = ["DiskLayout", "LogicalVolumeInfo", "Storage", "Volume", "VolumeGroupInfo", "VolumeKind"]
+__all__ = [
+    "DiskLayout",
+    "LogicalVolumeInfo",
+    "MdArrayInfo",
+    "Storage",
+    "Volume",
+    "VolumeGroupInfo",
+    "VolumeKind",
+]
 
 
 class VolumeKind(enum.Enum):
@@ -153,6 +161,35 @@ class VolumeGroupInfo:
 
 
 @dataclass(frozen=True)
+class MdArrayInfo:
+    """An MD RAID array found on the disks, whether or not it could be assembled.
+
+    Attributes:
+        name: virtkit/GRUB name ("md/root", "md/md0" for metadata 0.90).
+        uuid: the array UUID as mdadm prints it ("a1b2c3d4:...").
+        metadata: superblock version ("0.90", "1.0", "1.1", "1.2").
+        level: RAID level as mdadm names it ("raid1", "raid5", "linear").
+        raid_disks: members the array should have.
+        members: volume names of the members found, by role order.
+        size: array size in bytes (0 when unknown).
+        readable: a volume was made for it.
+        reason: why it is not readable ("raid5 arrays are not supported").
+        notes: warnings ("degraded: 1 of 2 members present").
+    """
+
+    name: str
+    uuid: str
+    metadata: str
+    level: str
+    raid_disks: int
+    members: tuple[str, ...]
+    size: int
+    readable: bool
+    reason: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Storage:
     """Everything ``discover_volumes`` found, in GRUB's enumeration order.
 
@@ -161,12 +198,14 @@ class Storage:
         volumes: disks, partitions, LVs and arrays (containers included).
         volume_groups: LVM volume groups.
         notes: warnings that concern no single volume.
+        md_arrays: MD RAID arrays (readable ones also appear in ``volumes``).
     """
 
     disks: tuple[DiskLayout, ...]
     volumes: tuple[Volume, ...]
     volume_groups: tuple[VolumeGroupInfo, ...] = ()
     notes: tuple[str, ...] = ()
+    md_arrays: tuple[MdArrayInfo, ...] = ()
 
     def iter_filesystem_candidates(self) -> Iterator[Volume]:
         """Volumes that may hold a filesystem, in enumeration order."""
