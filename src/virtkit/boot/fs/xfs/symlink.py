@@ -1,14 +1,17 @@
 """XFS symbolic links: local (target inside the inode) and remote (target in blocks).
 
-A remote target on a v5 filesystem is split over filesystem blocks that each
-start with a self-describing header ("XSLM", the byte offset and length of the
-piece, owner inode, own block address); on v4 the blocks hold the bare target.
+A remote target on a v5 filesystem is split over the symlink's extents; each
+extent starts with a self-describing header ("XSLM", the byte offset and length
+of the piece, owner inode, own block address).  The kernel allocates
+``ceil(len / (blocksize - 56))`` blocks and writes one header per extent, so
+one 2-block extent has one header.  On v4 the blocks hold the bare target.
 Targets are at most 1024 bytes (``XFS_SYMLINK_MAXLEN``).
 
 References:
     fs/xfs/libxfs/xfs_format.h          struct xfs_dsymlink_hdr, XFS_SYMLINK_MAXLEN
-    fs/xfs/libxfs/xfs_symlink_remote.c  xfs_symlink_hdr_ok, xfs_symlink_verify,
-                                        XFS_SYMLINK_BUF_SPACE (payload per block)
+    fs/xfs/libxfs/xfs_symlink_remote.c  xfs_symlink_hdr_ok, xfs_symlink_verify, xfs_symlink_blocks,
+                                        XFS_SYMLINK_BUF_SPACE
+    fs/xfs/xfs_symlink.c                xfs_readlink_bmap: one buffer (and header) per mapping
 """
 
 from __future__ import annotations
@@ -55,18 +58,23 @@ def read_symlink_target(geo: XfsGeometry, inode: Dinode, fork: Callable[[], Fork
                 raise CorruptStructure(what, "remote target blocks are not mapped", offset=inode.offset)
             target = data[:size]
         else:
+            # One header per *mapping* (the kernel reads each extent as one buffer), not per
+            # block: the payload of a mapping is its length minus the header.
             hdr_len = s.XFS_SYMLINK_HDR_RECORD.size
-            payload = bs - hdr_len
+            nblocks = -(-size // (bs - hdr_len))
             parts: list[bytes] = []
             done = 0
             block = 0
-            while done < size:
-                data = fmap.read(block, 1)
-                if data is None:
+            for ext in fmap.extents:
+                if done >= size or ext.startoff >= nblocks:
+                    break
+                if ext.startoff != block or ext.unwritten:
                     raise CorruptStructure(what, f"remote target block {block} is not mapped", offset=inode.offset)
-                byte = fmap.byte_of(block)
+                count = min(ext.blockcount, nblocks - block)
+                byte = ext.byte
+                data = fmap.source.pread(byte, count * bs)
                 hdr = s.XFS_SYMLINK_HDR_RECORD.parse(data, 0, where=what)
-                want = min(payload, size - done)
+                want = min(count * bs - hdr_len, size - done)
                 where = f"{what} block {block}"
                 if hdr.sl_magic != s.XFS_SYMLINK_MAGIC:
                     raise CorruptStructure(where, "bad remote symlink magic", offset=byte, expected=s.XFS_SYMLINK_MAGIC, got=hdr.sl_magic)
@@ -82,7 +90,9 @@ def read_symlink_target(geo: XfsGeometry, inode: Dinode, fork: Callable[[], Fork
                     raise CorruptStructure(where, "block belongs to another filesystem (uuid)", offset=byte)
                 parts.append(data[hdr_len : hdr_len + want])
                 done += want
-                block += 1
+                block += count
+            if done < size:
+                raise CorruptStructure(what, f"remote target blocks hold {done} of {size} bytes", offset=inode.offset)
             target = b"".join(parts)
     if b"\0" in target:
         raise CorruptStructure(what, "target contains a NUL byte", offset=inode.offset)
