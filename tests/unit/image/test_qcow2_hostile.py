@@ -39,9 +39,11 @@ def _base(**kw: object) -> Qcow2Builder:
     return b
 
 
-def _read_all(img: bytes, *, limits: Limits = DEFAULT_LIMITS, backing: ByteSource | None = None) -> bytes:
+def _read_all(
+    img: bytes, *, limits: Limits = DEFAULT_LIMITS, backing: ByteSource | None = None, chunk: int = 1 << 20
+) -> bytes:
     src = open_qcow2(BytesSource(img, "bad.qcow2"), limits=limits, backing=backing)
-    return b"".join(iter_chunks(src, chunk=1 << 20))
+    return b"".join(iter_chunks(src, chunk=chunk))
 
 
 def _patch(img: bytes, offset: int, fmt: str, *values: int) -> bytes:
@@ -195,9 +197,10 @@ HOSTILE: list[tuple[str, Callable[[], bytes], Limits, type[VirtkitError], str]] 
 
 
 @pytest.mark.parametrize(("make", "limits", "error", "fragment"), [pytest.param(*c[1:], id=c[0]) for c in HOSTILE])
-def test_hostile(make: Callable[[], bytes], limits: Limits, error: type[VirtkitError], fragment: str) -> None:
+@pytest.mark.parametrize("chunk", [1 << 20, 512], ids=["1MiB-reads", "512B-reads"])
+def test_hostile(make: Callable[[], bytes], limits: Limits, error: type[VirtkitError], fragment: str, chunk: int) -> None:
     with pytest.raises(error) as info:
-        _read_all(make(), limits=limits)
+        _read_all(make(), limits=limits, chunk=chunk)
     message = str(info.value)
     assert fragment in message
     assert "\n" not in message

@@ -128,6 +128,8 @@ class Qcow2Source:
         self._sc_bits = cb - 5  # subcluster size = cluster / 32
         self._l2_cache: OrderedDict[int, tuple[int, array[int]]] = OrderedDict()
         self._l2_cache_max = max(2, l2_cache_bytes // self._cs)
+        self._last_l1 = -1  # the most recent L2 table, checked before the LRU
+        self._last_l2: tuple[int, array[int]] | None = None
         self._z_cache: OrderedDict[int, bytes] = OrderedDict()
         self._z_cache_max = max(2, COMPRESSED_CACHE_BYTES // self._cs)
         self._csize_shift = 62 - (cb - 8)  # qcow2.txt: x = 62 - (cluster_bits - 8)
@@ -172,16 +174,30 @@ class Qcow2Source:
                 cluster it needs is malformed (named with its file offset).
             UnsupportedFeature: a zstd cluster without a zstd module.
         """
-        check_range(self.name, self.size, offset, length)
-        if length == 0:
+        if offset < 0 or length <= 0 or offset + length > self.size:
+            check_range(self.name, self.size, offset, length)  # raises unless length == 0
             return b""
+        cs = self._cs
+        inside = offset & (cs - 1)
+        if inside + length <= cs and not self._ext:
+            # Small reads inside one cluster (filesystem metadata): skip the planner
+            # when the cluster is plain data.
+            l2 = self._l2_table(offset >> self._l1_shift)
+            if l2 is not None:
+                word = (offset >> self._cb) & self._l2_mask
+                entry = l2[1][word]
+                host = entry & L2E_OFFSET_MASK
+                if host and not entry & (QCOW_OFLAG_COMPRESSED | QCOW_OFLAG_ZERO):
+                    self._check_host(host, l2[0], word)
+                    if host + inside + length <= self._file_size:
+                        return self._host_read(host + inside, length)
         plan = self._plan(offset, length)
         if not plan:
             return bytes(length)
         if len(plan) == 1:
             kind, g, n, h = plan[0][:4]
             if n == length and kind == _DATA and h + n <= self._file_size:
-                return self._file.pread(h, n)  # the common case: one contiguous run
+                return self._host_read(h, n)  # the common case: one contiguous run
         out = bytearray(length)
         view = memoryview(out)
         for piece in plan:
@@ -315,9 +331,12 @@ class Qcow2Source:
 
     def _l2_table(self, l1_index: int) -> tuple[int, array[int]] | None:
         """The L2 table for ``l1_index`` (cached), or None if it is unallocated."""
+        if l1_index == self._last_l1:
+            return self._last_l2
         cached = self._l2_cache.get(l1_index)
         if cached is not None:
             self._l2_cache.move_to_end(l1_index)
+            self._last_l1, self._last_l2 = l1_index, cached
             return cached
         l2_offset = self._l1[l1_index] & L1E_OFFSET_MASK
         if l2_offset == 0:
@@ -336,12 +355,22 @@ class Qcow2Source:
                 offset=where,
             )
         table = _be64_array(self._file.pread(l2_offset, self._cs))
-        self._l2_cache[l1_index] = (l2_offset, table)
+        entry = (l2_offset, table)
+        self._l2_cache[l1_index] = entry
         if len(self._l2_cache) > self._l2_cache_max:
             self._l2_cache.popitem(last=False)
-        return l2_offset, table
+        self._last_l1, self._last_l2 = l1_index, entry
+        return entry
 
     # -- execution ------------------------------------------------------------
+
+    def _host_read(self, host: int, length: int) -> bytes:
+        """``length`` bytes of the file at ``host`` (checked to lie inside it)."""
+        if self._fd is not None:
+            data = os.pread(self._fd, length, host)
+            if len(data) == length:
+                return data
+        return self._file.pread(host, length)  # short read or not a file: the careful path
 
     def _read_into(self, view: memoryview, host: int) -> None:
         """Fill ``view`` from the file at ``host``; bytes past the end of the file read as zeros.
@@ -501,7 +530,10 @@ def _refuse_unsupported(hdr: Qcow2Header, name: str) -> None:
     unknown = hdr.incompatible_features & ~known
     if unknown:
         bits = [b for b in range(64) if unknown >> b & 1]
-        names = ", ".join(f"bit {b} ({sanitize_text(hdr.feature_name(0, b))})" for b in bits)
+        names = ", ".join(
+            f"bit {b} ({sanitize_text(hdr.feature_names[(0, b)])})" if (0, b) in hdr.feature_names else f"bit {b}"
+            for b in bits
+        )
         raise UnsupportedFeature(f"{name}: qcow2 image uses unknown incompatible features: {names}")
     if hdr.incompatible_features & INCOMPAT_DATA_FILE:
         target = f" {_guest_text(hdr.data_file_name)!r}" if hdr.data_file_name is not None else ""
