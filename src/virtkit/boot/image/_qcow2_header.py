@@ -1,8 +1,10 @@
-"""The qcow2 header and its header extensions, parsed from the first cluster.
+"""The qcow2 header and its header extensions, and the checks made when an image is opened.
 
-Pure: :func:`parse_qcow2_header` takes bytes and returns a
-:class:`Qcow2Header`; the reader in :mod:`virtkit.boot.image.qcow2` decides
-what to refuse.  Field names follow the spec.
+:func:`parse_qcow2_header` takes bytes and returns a :class:`Qcow2Header`
+(field names follow the spec); :func:`check_supported` refuses what the reader
+must not read; :func:`read_l1_table` and :func:`read_backing_name` fetch the
+two things the header points at, bounds-checked.  The data path is in
+:mod:`virtkit.boot.image.qcow2`.
 
 Layout of the first cluster::
 
@@ -16,10 +18,15 @@ References:
 
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass, field
 
 from virtkit._binstruct import Record, unpack_from
+from virtkit._streams import ByteSource
 from virtkit.errors import CorruptStructure, NotThisFormat, UnsupportedFeature
+from virtkit.limits import Limits
+from virtkit.sanitize import sanitize_text
 
 __all__ = [
     "COMPRESSION_NAMES",
@@ -30,7 +37,12 @@ __all__ = [
     "INCOMPAT_EXTL2",
     "QCOW2_MAGIC",
     "Qcow2Header",
+    "be64_array",
+    "check_supported",
+    "guest_text",
     "parse_qcow2_header",
+    "read_backing_name",
+    "read_l1_table",
 ]
 
 QCOW2_MAGIC = b"QFI\xfb"  # qcow2.txt "Header": magic "QFI\xfb"
@@ -75,6 +87,10 @@ EXT_DATA_FILE = 0x44415441
 FEATURE_TABLE_ENTRY = 48  # qcow2.txt "Feature name table": 1 + 1 + 46 bytes
 
 COMPRESSION_NAMES = {0: "zlib", 1: "zstd"}  # qcow2.txt header byte 104
+CRYPT_NAMES = {1: "AES", 2: "LUKS"}  # qcow2.txt crypt_method
+QCOW_MAX_L1_SIZE = 32 << 20  # qcow2.txt: qemu's implementation limit of a 32 MB L1 table
+
+_SWAP = sys.byteorder == "little"  # tables are big-endian on disk
 
 QCOW2_HEADER = Record(
     "qcow2 header",
@@ -251,3 +267,124 @@ def _parse_extensions(buf: bytes, hdr: Qcow2Header, name: str) -> None:
             hdr.unknown_extensions.append(ext_type)
         pos = data_at + ((ext_len + 7) & ~7)
     # Reaching the end of the area without a terminator is tolerated (QEMU too).
+
+
+def be64_array(data: bytes) -> array[int]:
+    """Big-endian 64-bit table entries as a native array (one C-level byteswap)."""
+    table = array("Q")
+    table.frombytes(data)
+    if _SWAP:
+        table.byteswap()
+    return table
+
+
+def guest_text(raw: bytes) -> str:
+    """Guest bytes as text safe for a terminal or a log."""
+    return sanitize_text(raw.decode("utf-8", "surrogateescape"))
+
+
+def check_supported(hdr: Qcow2Header, name: str) -> None:
+    """Refuse what the reader cannot or must not read.
+
+    Raises:
+        UnsupportedFeature: encryption, an external data file, unknown
+            incompatible features, an unknown compression type.
+        CorruptStructure: contradictory compression fields, extended L2
+            entries with clusters below 16 KiB.
+    """
+    if hdr.crypt_method:
+        method = CRYPT_NAMES.get(hdr.crypt_method, f"method {hdr.crypt_method}")
+        raise UnsupportedFeature(
+            f"{name}: encrypted qcow2 (AES/LUKS) is not supported (this one uses {method}); "
+            f"decrypt it first with qemu-img convert"
+        )
+    known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2
+    unknown = hdr.incompatible_features & ~known
+    if unknown:
+        bits = [b for b in range(64) if unknown >> b & 1]
+        names = ", ".join(
+            f"bit {b} ({sanitize_text(hdr.feature_names[(0, b)])})" if (0, b) in hdr.feature_names else f"bit {b}"
+            for b in bits
+        )
+        raise UnsupportedFeature(f"{name}: qcow2 image uses unknown incompatible features: {names}")
+    if hdr.incompatible_features & INCOMPAT_DATA_FILE:
+        target = f" {guest_text(hdr.data_file_name)!r}" if hdr.data_file_name is not None else ""
+        raise UnsupportedFeature(
+            f"{name}: qcow2 image keeps its data in an external data file{target}, which virtkit does not read "
+            f"(the path is guest-controlled); convert it with qemu-img convert -O qcow2"
+        )
+    has_type_bit = bool(hdr.incompatible_features & INCOMPAT_COMPRESSION)
+    what = f"qcow2 header of {name}"
+    if has_type_bit and hdr.compression_type == 0:
+        raise CorruptStructure(what, "compression type bit set but compression_type is zlib (0)", offset=104)
+    if not has_type_bit and hdr.compression_type != 0:
+        raise CorruptStructure(
+            what,
+            "compression_type is non-zero without the compression type feature bit",
+            offset=104,
+            got=hdr.compression_type,
+        )
+    if hdr.compression_type not in COMPRESSION_NAMES:
+        raise UnsupportedFeature(f"{name}: unknown qcow2 compression_type {hdr.compression_type}")
+    if hdr.extended_l2 and hdr.cluster_bits < MIN_EXTL2_CLUSTER_BITS:
+        raise CorruptStructure(
+            what,
+            f"extended L2 entries need clusters of at least {1 << MIN_EXTL2_CLUSTER_BITS} bytes",
+            offset=20,
+            got=hdr.cluster_size,
+        )
+
+
+def read_l1_table(file: ByteSource, hdr: Qcow2Header, limits: Limits) -> array[int]:
+    """Read the part of the active L1 table that covers the virtual size.
+
+    Raises:
+        CorruptStructure: l1_size too small or over QEMU's limit, the table
+            unaligned or past the end of the file.
+        LimitExceeded: the table is larger than ``max_read``.
+    """
+    name = file.name
+    what = f"qcow2 L1 table of {name}"
+    entry_bytes = 8 << (1 if hdr.extended_l2 else 0)
+    l2_span = hdr.cluster_size * (hdr.cluster_size // entry_bytes)  # bytes covered by one L2 table
+    needed = -(-hdr.size // l2_span)
+    if hdr.l1_size > QCOW_MAX_L1_SIZE // 8:
+        raise CorruptStructure(
+            what, f"l1_size {hdr.l1_size} exceeds the 32 MiB L1 table limit", offset=hdr.l1_table_offset
+        )
+    if hdr.l1_size < needed:
+        raise CorruptStructure(
+            what,
+            f"l1_size is too small for the virtual size {hdr.size:#x}",
+            offset=hdr.l1_table_offset,
+            expected=needed,
+            got=hdr.l1_size,
+        )
+    if needed == 0:
+        return array("Q")
+    if hdr.l1_table_offset & (hdr.cluster_size - 1):
+        raise CorruptStructure(
+            what, f"table offset is not aligned to the {hdr.cluster_size}-byte cluster size", offset=hdr.l1_table_offset
+        )
+    nbytes = limits.check("max_read", needed * 8, what)
+    if hdr.l1_table_offset + nbytes > file.size:
+        raise CorruptStructure(
+            what, f"{needed} entries run past the end of the file ({file.size:#x})", offset=hdr.l1_table_offset
+        )
+    return be64_array(file.pread(hdr.l1_table_offset, nbytes))
+
+
+def read_backing_name(file: ByteSource, hdr: Qcow2Header) -> bytes:
+    """The backing file name as stored (guest-controlled bytes).
+
+    Raises:
+        CorruptStructure: longer than 1023 bytes or past the end of the file.
+    """
+    what = f"qcow2 backing file name of {file.name}"
+    if hdr.backing_file_size > MAX_BACKING_FILE_SIZE:
+        raise CorruptStructure(
+            what, f"backing_file_size {hdr.backing_file_size} exceeds {MAX_BACKING_FILE_SIZE}", offset=16
+        )
+    if hdr.backing_file_offset + hdr.backing_file_size > file.size:
+        raise CorruptStructure(what, "runs past the end of the file", offset=hdr.backing_file_offset)
+    return file.pread(hdr.backing_file_offset, hdr.backing_file_size)

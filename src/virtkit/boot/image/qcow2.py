@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from array import array
 from collections import OrderedDict
 from typing import Any
@@ -47,17 +46,17 @@ from virtkit.boot.image._qcow2_header import (
     AUTOCLEAR_BITMAPS,
     COMPAT_LAZY_REFCOUNTS,
     COMPRESSION_NAMES,
-    INCOMPAT_COMPRESSION,
     INCOMPAT_CORRUPT,
-    INCOMPAT_DATA_FILE,
     INCOMPAT_DIRTY,
-    INCOMPAT_EXTL2,
-    MAX_BACKING_FILE_SIZE,
-    MIN_EXTL2_CLUSTER_BITS,
     QCOW2_MAGIC,
     V3_MIN_HEADER_LENGTH,
     Qcow2Header,
+    be64_array,
+    check_supported,
+    guest_text,
     parse_qcow2_header,
+    read_backing_name,
+    read_l1_table,
 )
 from virtkit.errors import CorruptStructure, UnsupportedFeature, UsageError
 from virtkit.limits import Limits
@@ -74,14 +73,10 @@ QCOW_OFLAG_COMPRESSED = 1 << 62  # L2 entry bit 62
 QCOW_OFLAG_ZERO = 1 << 0  # standard cluster descriptor bit 0 (not with extended L2)
 SUBCLUSTERS = 32  # qcow2.txt "Extended L2 Entries": 32 subclusters per cluster
 SUB_ALL = 0xFFFF_FFFF
-QCOW_MAX_L1_SIZE = 32 << 20  # qcow2.txt: qemu's implementation limit of a 32 MB L1 table
 SECTOR = 512  # compressed sizes count 512-byte sectors; QEMU exposes size in whole sectors
-CRYPT_NAMES = {1: "AES", 2: "LUKS"}  # qcow2.txt crypt_method
 
 L2_CACHE_BYTES = 32 << 20  # like QEMU's default l2-cache-size ceiling (32 MiB)
 COMPRESSED_CACHE_BYTES = 4 << 20  # decompressed clusters kept for unaligned readers
-
-_SWAP = sys.byteorder == "little"  # tables are big-endian on disk
 
 # Kinds of a planned piece of a read.
 _DATA, _BACKING, _COMPRESSED = 1, 2, 3
@@ -125,7 +120,7 @@ class Qcow2Source:
         l2_bits = cb - 3 - self._ext
         self._l1_shift = cb + l2_bits
         self._l2_mask = (1 << l2_bits) - 1
-        self._sc_bits = cb - 5  # subcluster size = cluster / 32
+        self._sc_bits = cb - (SUBCLUSTERS.bit_length() - 1)  # subcluster size = cluster / 32
         self._l2_cache: OrderedDict[int, tuple[int, array[int]]] = OrderedDict()
         self._l2_cache_max = max(2, l2_cache_bytes // self._cs)
         self._last_l1 = -1  # the most recent L2 table, checked before the LRU
@@ -159,7 +154,7 @@ class Qcow2Source:
             "nb_snapshots": h.nb_snapshots,
             "bitmaps": bool(h.autoclear_features & AUTOCLEAR_BITMAPS) or h.has_bitmaps_extension,
             "backing_file": self.backing_file_name,
-            "backing_format": _guest_text(h.backing_format) if h.backing_format is not None else None,
+            "backing_format": guest_text(h.backing_format) if h.backing_format is not None else None,
             "backing_used": self.backing.name if self.backing is not None else None,
         }
         if h.size != self.size:
@@ -354,7 +349,7 @@ class Qcow2Source:
                 f"L2 table at {l2_offset:#x} runs past the end of the file ({self._file_size:#x})",
                 offset=where,
             )
-        table = _be64_array(self._file.pread(l2_offset, self._cs))
+        table = be64_array(self._file.pread(l2_offset, self._cs))
         entry = (l2_offset, table)
         self._l2_cache[l1_index] = entry
         if len(self._l2_cache) > self._l2_cache_max:
@@ -445,18 +440,6 @@ def _add_backing(plan: list[list[int]], guest: int, n: int) -> None:
     plan.append([_BACKING, guest, n, 0])
 
 
-def _be64_array(data: bytes) -> array[int]:
-    table = array("Q")
-    table.frombytes(data)
-    if _SWAP:
-        table.byteswap()
-    return table
-
-
-def _guest_text(raw: bytes) -> str:
-    return sanitize_text(raw.decode("utf-8", "surrogateescape"))
-
-
 def open_qcow2(
     file: ByteSource,
     *,
@@ -491,14 +474,14 @@ def open_qcow2(
     head = file.pread(0, min(file.size, V3_MIN_HEADER_LENGTH + 8))
     hdr = parse_qcow2_header(head, name=name)
     hdr = parse_qcow2_header(file.pread(0, min(file.size, hdr.cluster_size)), name=name)
-    _refuse_unsupported(hdr, name)
+    check_supported(hdr, name)
     limits.check("max_image_bytes", hdr.size, f"qcow2 virtual size of {name}")
-    l1 = _read_l1(file, hdr, limits)
+    l1 = read_l1_table(file, hdr, limits)
     backing_name: str | None = None
     backing_src: ByteSource | None = None
     if hdr.backing_file_offset:
-        raw_name = _read_backing_name(file, hdr)
-        backing_name = _guest_text(raw_name)
+        raw_name = read_backing_name(file, hdr)
+        backing_name = guest_text(raw_name)
         if backing is None:
             if _level:
                 raise UnsupportedFeature(
@@ -519,94 +502,6 @@ def open_qcow2(
     )
 
 
-def _refuse_unsupported(hdr: Qcow2Header, name: str) -> None:
-    if hdr.crypt_method:
-        method = CRYPT_NAMES.get(hdr.crypt_method, f"method {hdr.crypt_method}")
-        raise UnsupportedFeature(
-            f"{name}: encrypted qcow2 (AES/LUKS) is not supported (this one uses {method}); "
-            f"decrypt it first with qemu-img convert"
-        )
-    known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2
-    unknown = hdr.incompatible_features & ~known
-    if unknown:
-        bits = [b for b in range(64) if unknown >> b & 1]
-        names = ", ".join(
-            f"bit {b} ({sanitize_text(hdr.feature_names[(0, b)])})" if (0, b) in hdr.feature_names else f"bit {b}"
-            for b in bits
-        )
-        raise UnsupportedFeature(f"{name}: qcow2 image uses unknown incompatible features: {names}")
-    if hdr.incompatible_features & INCOMPAT_DATA_FILE:
-        target = f" {_guest_text(hdr.data_file_name)!r}" if hdr.data_file_name is not None else ""
-        raise UnsupportedFeature(
-            f"{name}: qcow2 image keeps its data in an external data file{target}, which virtkit does not read "
-            f"(the path is guest-controlled); convert it with qemu-img convert -O qcow2"
-        )
-    has_type_bit = bool(hdr.incompatible_features & INCOMPAT_COMPRESSION)
-    what = f"qcow2 header of {name}"
-    if has_type_bit and hdr.compression_type == 0:
-        raise CorruptStructure(what, "compression type bit set but compression_type is zlib (0)", offset=104)
-    if not has_type_bit and hdr.compression_type != 0:
-        raise CorruptStructure(
-            what,
-            "compression_type is non-zero without the compression type feature bit",
-            offset=104,
-            got=hdr.compression_type,
-        )
-    if hdr.compression_type not in COMPRESSION_NAMES:
-        raise UnsupportedFeature(f"{name}: unknown qcow2 compression_type {hdr.compression_type}")
-    if hdr.extended_l2 and hdr.cluster_bits < MIN_EXTL2_CLUSTER_BITS:
-        raise CorruptStructure(
-            what,
-            f"extended L2 entries need clusters of at least {1 << MIN_EXTL2_CLUSTER_BITS} bytes",
-            offset=20,
-            got=hdr.cluster_size,
-        )
-
-
-def _read_l1(file: ByteSource, hdr: Qcow2Header, limits: Limits) -> array[int]:
-    """Read the part of the active L1 table that covers the virtual size."""
-    name = file.name
-    what = f"qcow2 L1 table of {name}"
-    entry_bytes = 8 << (1 if hdr.extended_l2 else 0)
-    l2_span = hdr.cluster_size * (hdr.cluster_size // entry_bytes)  # bytes covered by one L2 table
-    needed = -(-hdr.size // l2_span)
-    if hdr.l1_size > QCOW_MAX_L1_SIZE // 8:
-        raise CorruptStructure(
-            what, f"l1_size {hdr.l1_size} exceeds the 32 MiB L1 table limit", offset=hdr.l1_table_offset
-        )
-    if hdr.l1_size < needed:
-        raise CorruptStructure(
-            what,
-            f"l1_size is too small for the virtual size {hdr.size:#x}",
-            offset=hdr.l1_table_offset,
-            expected=needed,
-            got=hdr.l1_size,
-        )
-    if needed == 0:
-        return array("Q")
-    if hdr.l1_table_offset & (hdr.cluster_size - 1):
-        raise CorruptStructure(
-            what, f"table offset is not aligned to the {hdr.cluster_size}-byte cluster size", offset=hdr.l1_table_offset
-        )
-    nbytes = limits.check("max_read", needed * 8, what)
-    if hdr.l1_table_offset + nbytes > file.size:
-        raise CorruptStructure(
-            what, f"{needed} entries run past the end of the file ({file.size:#x})", offset=hdr.l1_table_offset
-        )
-    return _be64_array(file.pread(hdr.l1_table_offset, nbytes))
-
-
-def _read_backing_name(file: ByteSource, hdr: Qcow2Header) -> bytes:
-    what = f"qcow2 backing file name of {file.name}"
-    if hdr.backing_file_size > MAX_BACKING_FILE_SIZE:
-        raise CorruptStructure(
-            what, f"backing_file_size {hdr.backing_file_size} exceeds {MAX_BACKING_FILE_SIZE}", offset=16
-        )
-    if hdr.backing_file_offset + hdr.backing_file_size > file.size:
-        raise CorruptStructure(what, "runs past the end of the file", offset=hdr.backing_file_offset)
-    return file.pread(hdr.backing_file_offset, hdr.backing_file_size)
-
-
 def _open_backing(backing: ByteSource, hdr: Qcow2Header, limits: Limits, name: str) -> ByteSource:
     """Interpret the operator-named backing file: qcow2 (one level) or raw.
 
@@ -619,9 +514,7 @@ def _open_backing(backing: ByteSource, hdr: Qcow2Header, limits: Limits, name: s
         raise UnsupportedFeature(
             f"{name}: backing format {sanitize_text(stated)!r} is not supported (only raw and qcow2 backing files)"
         )
-    if stated == "raw":
-        return backing
-    if magic == QCOW2_MAGIC:
+    if magic == QCOW2_MAGIC and stated != "raw":
         return open_qcow2(backing, limits=limits, _level=1)
     if stated == "qcow2":
         raise UnsupportedFeature(
