@@ -83,11 +83,11 @@ gzip -9n -c "$img" > "$out/fat/fat12-4k.img.gz"
 # xorriso: Rock Ridge + Joliet (the usual install-media shape).
 xorriso -as mkisofs -quiet -R -J -V BOOT_RR_J -o "$work/rr-joliet.iso" "$work/tree" 2>/dev/null
 gzip -9n -c "$work/rr-joliet.iso" > "$out/iso9660/rr-joliet.iso.gz"
-# Joliet only: names from the UCS-2 tree, no symlinks (they become empty files).
-xorriso -as mkisofs -quiet -J -V BOOT_J -o "$work/joliet.iso" "$work/tree" 2>/dev/null
+# Joliet only (--norock: xorriso writes Rock Ridge by default): UCS-2 names, no symlinks.
+xorriso -as mkisofs -quiet --norock -J -V BOOT_J -o "$work/joliet.iso" "$work/tree" 2>/dev/null
 gzip -9n -c "$work/joliet.iso" > "$out/iso9660/joliet.iso.gz"
 # Plain ISO level 1: 8.3 upper-case names with ;1 versions, no extensions.
-xorriso -as mkisofs -quiet -iso-level 1 -V PLAIN -o "$work/plain.iso" "$work/tree" 2>/dev/null
+xorriso -as mkisofs -quiet --norock -iso-level 1 -V PLAIN -o "$work/plain.iso" "$work/tree" 2>/dev/null
 gzip -9n -c "$work/plain.iso" > "$out/iso9660/plain.iso.gz"
 # genisoimage: old-style Rock Ridge (RRIP_1991A), deep directories relocated to
 # rr_moved with CL/PL/RE entries, Joliet too.
