@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from virtkit._streams import BytesSource, RangeSource
+from virtkit._streams import ByteSource, BytesSource, RangeSource
 from virtkit.boot.fs import open_filesystem
 from virtkit.boot.fs.base import Filesystem
+from virtkit.boot.fs.btrfs import btrfs_device_info
 from virtkit.boot.image import Image, open_image, open_image_fd
 from virtkit.boot.volume import discover_volumes
 from virtkit.boot.volume.model import DiskLayout, Storage, Volume, VolumeKind
@@ -68,12 +69,15 @@ class Guest:
         """
         if self._mounted is None:
             out: list[MountedVolume] = []
-            for vol in self.storage.iter_filesystem_candidates():
+            candidates = list(self.storage.iter_filesystem_candidates())
+            peers = _btrfs_peers(candidates) if self._directory_fs is None else {}
+            for vol in candidates:
                 if self._directory_fs is not None:
                     out.append(MountedVolume(vol, self._directory_fs))
                     continue
                 try:
-                    out.append(MountedVolume(vol, open_filesystem(vol.source, limits=self.limits)))
+                    fs = open_filesystem(vol.source, limits=self.limits, peers=peers.get(vol.name, ()))
+                    out.append(MountedVolume(vol, fs))
                 except VirtkitError as exc:
                     out.append(MountedVolume(vol, None, str(exc)))
             self._mounted = out
@@ -114,6 +118,23 @@ class Guest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _btrfs_peers(volumes: Sequence[Volume]) -> dict[str, list[ByteSource]]:
+    """For each btrfs device, the other volumes of the same filesystem (same fsid, other devid)."""
+    info = {v.name: btrfs_device_info(v.source) for v in volumes}
+    groups: dict[str, list[tuple[int, Volume]]] = {}
+    for v in volumes:
+        i = info[v.name]
+        if i is not None:
+            groups.setdefault(i[0], []).append((i[1], v))
+    out: dict[str, list[ByteSource]] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for devid, v in members:
+            out[v.name] = [w.source for d, w in members if d != devid]
+    return out
 
 
 def _readable(m: MountedVolume) -> MountedVolume:

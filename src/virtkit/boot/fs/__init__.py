@@ -19,6 +19,8 @@ Probe order, most specific magic first:
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Sequence
 
 from virtkit._streams import ByteSource
 from virtkit.boot.fs.base import DirEntry, Filesystem, FileType, Node, Stat, resolve_path
@@ -62,12 +64,14 @@ def available_readers() -> list[type[Filesystem]]:
     return out
 
 
-def open_filesystem(source: ByteSource, *, limits: Limits) -> Filesystem:
+def open_filesystem(source: ByteSource, *, limits: Limits, peers: Sequence[ByteSource] = ()) -> Filesystem:
     """Recognise and open the filesystem on ``source``.
 
     Args:
         source: a volume's bytes.
         limits: bounds applied to everything the reader does.
+        peers: the other devices of a multi-device filesystem (btrfs), passed as
+            ``devices=`` to readers whose ``open`` accepts it.
 
     Returns:
         an opened, read-only Filesystem.
@@ -80,6 +84,8 @@ def open_filesystem(source: ByteSource, *, limits: Limits) -> Filesystem:
     reasons: list[str] = []
     for cls in available_readers():
         try:
+            if peers and "devices" in inspect.signature(cls.open).parameters:  # type: ignore[attr-defined]
+                return cls.open(source, limits=limits, devices=peers)  # type: ignore[attr-defined]
             return cls.open(source, limits=limits)  # type: ignore[attr-defined]
         except NotThisFormat as exc:
             reasons.append(f"{cls.fstype}: {exc}")

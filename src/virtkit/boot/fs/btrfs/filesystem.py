@@ -5,8 +5,11 @@ References:
     fs/btrfs/super.c and fs/btrfs/disk-io.c (``btrfs_get_default_root``: the
     ``default`` DIR_ITEM of ``BTRFS_ROOT_TREE_DIR_OBJECTID`` in the root tree),
     fs/btrfs/inode.c (``btrfs_lookup_dentry``/``fixup_tree_root_location``: a
-    directory entry whose location is a ROOT_ITEM key enters that subvolume;
-    ``BTRFS_EMPTY_SUBVOL_DIR_OBJECTID`` placeholders in snapshots),
+    directory entry whose location is a ROOT_ITEM key enters that subvolume when
+    the parent has a matching ROOT_REF; otherwise (a nested subvolume seen through
+    a snapshot) it is an empty ``BTRFS_EMPTY_SUBVOL_DIR_OBJECTID`` placeholder.
+    GRUB enters the subvolume either way; we follow the kernel, which is what the
+    guest itself sees),
     fs/btrfs/ioctl.c (``btrfs_search_path_in_tree``: a subvolume's path from
     ROOT_BACKREF and INODE_REF items), grub-core/fs/btrfs.c (paths resolve from the
     top-level subvolume; UUID and label as GRUB prints them; facts only).
@@ -57,6 +60,7 @@ from virtkit.boot.fs.btrfs.structs import (
     BTRFS_NAME_LEN,
     BTRFS_ROOT_BACKREF_KEY,
     BTRFS_ROOT_ITEM_KEY,
+    BTRFS_ROOT_REF_KEY,
     BTRFS_ROOT_TREE_DIR_OBJECTID,
     U64_MAX,
 )
@@ -194,6 +198,15 @@ class Btrfs(Filesystem):
         root = parse_root_item(item, self.where)
         self._roots[tree_id] = root
         return root
+
+    def has_root_ref(self, parent: int, child: int, *, dirid: int, name: bytes) -> bool:
+        """Whether subvolume ``child`` is linked into ``parent`` as ``name`` in directory ``dirid`` (a ROOT_REF)."""
+        key = (parent, BTRFS_ROOT_REF_KEY, child)
+        item = self.tree.first(self.root_tree, key, key)
+        if item is None:
+            return False
+        ref_dirid, ref_name = parse_root_ref(item, self.where)
+        return ref_dirid == dirid and ref_name == name
 
     def subvolume(self, tree_id: int) -> BtrfsNode:
         """The root directory of subvolume ``tree_id`` (5 = top level)."""
@@ -343,7 +356,11 @@ class BtrfsNode(Node):
         if typ == BTRFS_INODE_ITEM_KEY:
             return BtrfsNode(self.fs, self.tree_id, self.tree, objectid)
         if typ == BTRFS_ROOT_ITEM_KEY:
-            return self.fs.subvolume(objectid)
+            if self.fs.has_root_ref(self.tree_id, objectid, dirid=self.ino, name=d.name):
+                return self.fs.subvolume(objectid)
+            # A snapshot copies the entry of a nested subvolume but not the subvolume:
+            # without a matching ROOT_REF the kernel shows an empty placeholder directory.
+            return BtrfsNode(self.fs, self.tree_id, self.tree, BTRFS_EMPTY_SUBVOL_DIR_OBJECTID)
         raise CorruptStructure(f"btrfs directory entry {decode_name(d.name)!r} in {self._name()}", "location is neither an inode nor a subvolume", got=typ)
 
     def iter_dir(self) -> Iterator[DirEntry]:
