@@ -6,7 +6,10 @@ import logging
 import os
 import sys
 
+from virtkit.boot.config.model import BootMenu
 from virtkit.boot.extract.formats import BootTarget, render_pygrub
+from virtkit.boot.menu.interactive import BootChoice
+from virtkit.boot.worker import Channel
 from virtkit.boot.extract.writer import write_output_record
 from virtkit.boot.session import BootOptions
 from virtkit.cli import _bootrun
@@ -91,7 +94,7 @@ def run(args: PygrubArgs) -> int:
     return 0
 
 
-def _interactive(ch: _bootrun.Channel, menu: _bootrun.BootMenu, options: BootOptions) -> object:
+def _interactive(ch: Channel, menu: BootMenu, options: BootOptions) -> BootChoice | None:
     from virtkit.boot.menu.interactive import MenuSession
     from virtkit.cli.tui import run_menu
 
