@@ -152,7 +152,7 @@ class TreeReader:
                 if first is None or (isinstance(first, MissingDevice) and not isinstance(exc, MissingDevice)):
                     first = exc
                 continue
-            if mirror:
+            if first is not None and not isinstance(first, MissingDevice):  # a bad copy, not just an absent device
                 self.fallbacks.append(f"{tree} block {bytenr:#x}: copy 0 bad ({first}); used copy {mirror}")
             self._cache[bytenr] = node
             if len(self._cache) > _CACHE_NODES:
