@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from helpers import fixture_path
-
 from virtkit._streams import ByteSource, FileSource, check_range
 from virtkit.boot.fs.btrfs import Btrfs
 from virtkit.boot.fs.btrfs.checksum import crc32c

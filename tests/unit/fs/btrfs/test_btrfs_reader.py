@@ -6,8 +6,8 @@ import stat
 
 import pytest
 from btrfs_support import VARIANTS, PatchedImage, device_source, open_variant, pattern
-from fs_contract import assert_boot_tree
 
+from fs_contract import assert_boot_tree
 from virtkit._streams import MappedSource
 from virtkit.boot.fs import open_filesystem
 from virtkit.boot.fs.base import FileType
