@@ -50,15 +50,34 @@ _DIR_READ_BLOCKS = 64  # directory blocks fetched per pread
 
 
 class _RunSource(MappedSource):
-    """A MappedSource whose reads inside one run go straight to the volume (no copy)."""
+    """A MappedSource tuned for file data: a read inside one run is one ``pread`` with no
+    copy; a read across runs and holes is one ``pread`` per run and one join."""
 
     def _pread(self, offset: int, length: int) -> bytes:
-        i = bisect.bisect_right(self._starts, offset) - 1
-        if i >= 0:
-            r = self.runs[i]
-            if r.source is not None and offset + length <= r.start + r.length:
-                return r.source.pread(r.source_offset + offset - r.start, length)
-        return super()._pread(offset, length)
+        runs = self.runs
+        stop = offset + length
+        i = max(bisect.bisect_right(self._starts, offset) - 1, 0)
+        parts: list[bytes] = []
+        pos = offset
+        while pos < stop:
+            r = runs[i] if i < len(runs) else None
+            if r is not None and r.start + r.length <= pos:
+                i += 1
+                continue
+            if r is None or r.start >= stop or r.start > pos:  # a hole up to the next run
+                hi = stop if r is None else min(stop, r.start)
+                parts.append(bytes(hi - pos))
+                pos = hi
+                continue
+            hi = min(stop, r.start + r.length)
+            assert r.source is not None  # holes are never stored as runs here
+            data = r.source.pread(r.source_offset + pos - r.start, hi - pos)
+            if hi - pos == length:
+                return data
+            parts.append(data)
+            pos = hi
+            i += 1
+        return b"".join(parts)
 
 
 class Ext4(Filesystem):

@@ -27,6 +27,11 @@ from virtkit.errors import CorruptStructure
 
 __all__ = ["Inode", "find_inline_xattr", "parse_inode"]
 
+_EXTRA_NAMES = [name for name, _, _ in S.INODE_EXTRA_FIELDS]
+_EXTRA_ALL = struct.Struct("<" + "".join(code for _, _, code in S.INODE_EXTRA_FIELDS))
+_EXTRA_END = S.EXT4_GOOD_OLD_INODE_SIZE + _EXTRA_ALL.size
+_EXTRA_EACH = [(name, off, struct.Struct("<" + code)) for name, off, code in S.INODE_EXTRA_FIELDS]
+
 _TYPES = {
     S.S_IFREG: FileType.FILE,
     S.S_IFDIR: FileType.DIRECTORY,
@@ -148,9 +153,12 @@ def parse_inode(
         if isize & 3 or S.EXT4_GOOD_OLD_INODE_SIZE + isize > len(buf):
             raise CorruptStructure(what, "i_extra_isize: bad size", offset=offset + 0x80, got=isize)
         end = S.EXT4_GOOD_OLD_INODE_SIZE + isize
-        for name, field_off, code in S.INODE_EXTRA_FIELDS:
-            if field_off + struct.calcsize(code) <= end:
-                extra[name] = struct.unpack_from("<" + code, buf, field_off)[0]
+        if end >= _EXTRA_END:  # the usual 256-byte inode: every extra field, one unpack
+            extra = dict(zip(_EXTRA_NAMES, _EXTRA_ALL.unpack_from(buf, S.EXT4_GOOD_OLD_INODE_SIZE)))
+        else:
+            for name, field_off, field in _EXTRA_EACH:
+                if field_off + field.size <= end:
+                    extra[name] = field.unpack_from(buf, field_off)[0]
     size = raw.i_size_lo
     if ftype is FileType.FILE or large_dir:
         size |= raw.i_size_high << 32

@@ -193,6 +193,13 @@ def blockmap_runs(fs: Ext4, inode: Inode, nblocks: int) -> list[BlockRun]:
 
     def data(logical: int, pointers: array[int], start: int, count: int, where_off: int) -> None:
         add = builder.add
+        if count > 1:
+            # Fast path, the common case: the pointers are one contiguous range (checked
+            # by one C-level array comparison instead of a Python loop per block).
+            first = pointers[start]
+            if first_ok < first and first + count <= end_ok and pointers[start : start + count] == array("I", range(first, first + count)):
+                add(logical, first, count)
+                return
         for i in range(start, start + count):
             p = pointers[i]
             if p:
