@@ -57,15 +57,25 @@ rank  candidate
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from virtkit.boot.config import extlinux, grub_legacy, lilo, sdboot
-from virtkit.boot.config._support import try_read_source
-from virtkit.boot.config.model import BootMenu
-from virtkit.boot.config.source import BootFiles, DeviceInfo, normalise_path
-from virtkit.errors import ConfigError, FileNotFound, NotADirectory, PathError
+from virtkit.boot.config import extlinux, extlinux_boot, grub_legacy, lilo, sdboot
+from virtkit.boot.config._support import find_device, try_read_source
+from virtkit.boot.config.model import BootEntry, BootMenu
+from virtkit.boot.config.source import BootFiles, DeviceInfo, MemoryFiles, normalise_path
+from virtkit.errors import (
+    ConfigError,
+    FileNotFound,
+    IsADirectory,
+    LimitExceeded,
+    NotADirectory,
+    PathError,
+    SelectionError,
+    UsageError,
+)
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
 
@@ -75,11 +85,18 @@ __all__ = [
     "PLATFORMS",
     "ConfigCandidate",
     "ConfigEngine",
+    "GuestMenu",
     "LoadRequest",
     "MenuOptions",
     "candidate_for",
+    "check_options",
+    "discover_menu",
+    "evaluate_edited_entry",
     "find_boot_configs",
+    "load_config_file",
+    "load_guest_menu",
     "load_menu",
+    "parse_config_spec",
     "summarise_candidates",
 ]
 
@@ -146,14 +163,18 @@ class LoadRequest:
 Loader = Callable[[LoadRequest], BootMenu]
 
 
+Evaluator = Callable[[BootFiles, BootMenu, tuple[int, ...], str, Limits], BootEntry]
+
+
 @dataclass(frozen=True)
 class ConfigEngine:
-    """A configuration language: how to load it and how to recognise it."""
+    """A configuration language: how to load it, recognise it, and re-run an edited entry."""
 
     loader: str
     load: Loader
     probe: Callable[[str], int]
     basenames: tuple[str, ...]
+    evaluate: Evaluator
 
 
 def _simple(fn: Callable[..., BootMenu]) -> Loader:
@@ -161,6 +182,24 @@ def _simple(fn: Callable[..., BootMenu]) -> Loader:
         return fn(req.files, req.device, req.path, limits=req.limits)
 
     return load
+
+
+def _simple_eval(fn: Callable[..., BootEntry]) -> Evaluator:
+    def evaluate(files: BootFiles, menu: BootMenu, path: tuple[int, ...], body: str, limits: Limits) -> BootEntry:
+        item = menu.item_at(path)
+        assert isinstance(item, BootEntry)
+        return fn(files, menu, item, body, limits=limits)
+
+    return evaluate
+
+
+def _eval_grub2(files: BootFiles, menu: BootMenu, path: tuple[int, ...], body: str, limits: Limits) -> BootEntry:
+    try:
+        from virtkit.boot.config.grub2 import evaluate_entry_body  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ConfigError(f"re-running an edited GRUB 2 entry is not available in this build ({exc})") from None
+    entry: BootEntry = evaluate_entry_body(files, menu, path, body, limits=limits)
+    return entry
 
 
 def _load_grub2(req: LoadRequest) -> BootMenu:
@@ -191,13 +230,16 @@ def _probe_grub2(text: str) -> int:
 
 
 ENGINES: tuple[ConfigEngine, ...] = (
-    ConfigEngine("grub2", _load_grub2, _probe_grub2, ("grub.cfg",)),
+    ConfigEngine("grub2", _load_grub2, _probe_grub2, ("grub.cfg",), _eval_grub2),
     ConfigEngine("grub-legacy", _simple(grub_legacy.load_grub_legacy_menu), grub_legacy.probe_grub_legacy,
-                 ("menu.lst", "grub.conf")),
+                 ("menu.lst", "grub.conf"), _simple_eval(grub_legacy.evaluate_grub_legacy_body)),
     ConfigEngine("extlinux", _simple(extlinux.load_extlinux_menu), extlinux.probe_extlinux,
-                 ("extlinux.conf", "syslinux.cfg", "isolinux.cfg", "pxelinux.cfg")),
-    ConfigEngine("lilo", _simple(lilo.load_lilo_menu), lilo.probe_lilo, ("lilo.conf",)),
-    ConfigEngine("systemd-boot", _simple(sdboot.load_sdboot_menu), sdboot.probe_sdboot, ("loader.conf", "entries")),
+                 ("extlinux.conf", "syslinux.cfg", "isolinux.cfg", "pxelinux.cfg"),
+                 _simple_eval(extlinux_boot.evaluate_extlinux_body)),
+    ConfigEngine("lilo", _simple(lilo.load_lilo_menu), lilo.probe_lilo, ("lilo.conf",),
+                 _simple_eval(lilo.evaluate_lilo_body)),
+    ConfigEngine("systemd-boot", _simple(sdboot.load_sdboot_menu), sdboot.probe_sdboot, ("loader.conf", "entries"),
+                 _simple_eval(sdboot.evaluate_sdboot_body)),
 )
 
 
@@ -404,3 +446,169 @@ def summarise_candidates(candidates: Sequence[ConfigCandidate]) -> list[str]:
     """One sanitised line per candidate, for ``explain``."""
     return [f"{c.loader:<13} {c.display}  - {sanitize_text(c.why)}" for c in candidates]
 
+
+
+# ----------------------------------------------------------------------------- whole guest
+
+
+@dataclass(frozen=True)
+class GuestMenu:
+    """The menu a guest boots from, the configuration it came from, and every one found."""
+
+    menu: BootMenu
+    used: ConfigCandidate
+    candidates: tuple[ConfigCandidate, ...]
+
+
+def check_options(options: MenuOptions) -> None:
+    """Raises UsageError for an unknown platform or flavour."""
+    if options.platform is not None and options.platform not in PLATFORMS:
+        raise UsageError(f"--platform {sanitize_text(options.platform)}: expected one of {', '.join(PLATFORMS)}")
+    if options.flavour is not None and options.flavour not in FLAVOURS:
+        raise UsageError(f"--flavour {sanitize_text(options.flavour)}: expected one of {', '.join(FLAVOURS)}")
+
+
+def parse_config_spec(files: BootFiles, spec: str) -> tuple[str, str]:
+    """``--config`` value -> (device, path).
+
+    Accepts ``DEVICE:PATH`` (``hd0,msdos1:/grub/menu.lst``), GRUB's ``(DEVICE)/PATH``, or a
+    bare ``PATH`` (the first device, in GRUB order, that has it).
+
+    Raises:
+        UsageError: an unknown device, or a bare path no device has.
+    """
+    devices = files.devices()
+    names = ", ".join(d.name for d in devices) or "none"
+    if spec.startswith("("):
+        close = spec.find(")")
+        if close > 0:
+            dev, path = spec[1:close], spec[close + 1 :] or "/"
+            info = find_device(files, dev)
+            if info is None:
+                raise UsageError(f"--config {sanitize_text(spec)}: no device ({sanitize_text(dev)}); devices: {names}")
+            return info.name, normalise_path(path)
+    if ":" in spec:
+        dev, _sep, path = spec.rpartition(":")
+        info = find_device(files, dev)
+        if info is not None:
+            return info.name, normalise_path(path)
+        if not spec.startswith("/"):
+            raise UsageError(f"--config {sanitize_text(spec)}: no device {sanitize_text(dev)!r}; devices: {names}")
+    path = normalise_path(spec)
+    for info in devices:
+        try:
+            if files.stat(info.name, path) is not None:
+                return info.name, path
+        except PathError:
+            continue
+    raise UsageError(f"--config {sanitize_text(spec)}: no device has {sanitize_text(path)} (devices: {names})")
+
+
+def discover_menu(files: BootFiles, *, limits: Limits, options: MenuOptions | None = None,
+                  config: str | None = None) -> GuestMenu:
+    """Find the guest's configurations, pick the preferred one and interpret it.
+
+    When the preferred configuration cannot be used (a configuration error, a missing file)
+    or yields no entries at all, the next candidate is tried, and the menu says so in its
+    warnings; a broken limit always stops (hostile input must not be papered over).
+
+    Args:
+        files: the guest's files.
+        limits: bounds.
+        options: platform, flavour, GRUB variables.
+        config: ``--config`` (see :func:`parse_config_spec`); only that file is used.
+
+    Returns:
+        the menu, the candidate used and all candidates found.
+
+    Raises:
+        ConfigError: no configuration found, or none usable.
+        UsageError: bad ``--config``, ``--platform`` or ``--flavour``.
+        LimitExceeded: a bound was broken.
+    """
+    opts = options or MenuOptions()
+    check_options(opts)
+    if config is not None:
+        device, path = parse_config_spec(files, config)
+        cand = candidate_for(files, device, path, limits=limits)
+        return GuestMenu(load_menu(files, cand, limits=limits, options=opts), cand, (cand,))
+    candidates = tuple(find_boot_configs(files, limits=limits, platform=opts.platform))
+    if not candidates:
+        devs = ", ".join(f"({d.name}) {d.fs_type or '?'}" for d in files.devices()) or "none"
+        raise ConfigError(f"no boot-loader configuration found on the guest's filesystems ({devs}); looked for "
+                          "grub.cfg, menu.lst/grub.conf, extlinux.conf/syslinux.cfg/isolinux.cfg, /etc/lilo.conf, "
+                          "/loader (systemd-boot) and /EFI/*/grub.cfg")
+    skipped: list[str] = []
+    first: tuple[BootMenu, ConfigCandidate] | None = None
+    first_error: Exception | None = None
+    for cand in candidates:
+        try:
+            menu = load_menu(files, cand, limits=limits, options=opts)
+        except LimitExceeded:
+            raise
+        except (ConfigError, FileNotFound, IsADirectory, NotADirectory) as exc:
+            first_error = first_error or exc
+            skipped.append(f"{cand.display} ({cand.loader}) could not be used: {exc}")
+            continue
+        if menu.items or cand is candidates[-1]:
+            if skipped:
+                menu = dataclasses.replace(menu, warnings=(*skipped, *menu.warnings))
+            return GuestMenu(menu, cand, candidates)
+        first = first or (menu, cand)
+        skipped.append(f"{cand.display} ({cand.loader}) has no menu entries; tried the next configuration")
+    if first is not None:
+        return GuestMenu(dataclasses.replace(first[0], warnings=(*skipped, *first[0].warnings)), first[1], candidates)
+    assert first_error is not None
+    raise first_error
+
+
+def load_guest_menu(files: BootFiles, *, limits: Limits, config: str | None = None, platform: str | None = None,
+                    flavour: str | None = None, variables: Mapping[str, str] | None = None) -> BootMenu:
+    """The boot menu of a guest, as its own boot loader would build it (see :func:`discover_menu`).
+
+    Raises:
+        ConfigError, UsageError, LimitExceeded: as :func:`discover_menu`.
+    """
+    opts = MenuOptions(platform=platform, flavour=flavour, variables=dict(variables or {}))
+    return discover_menu(files, limits=limits, options=opts, config=config).menu
+
+
+def load_config_file(path: str, data: bytes, *, limits: Limits, platform: str | None = None,
+                     flavour: str | None = None) -> BootMenu:
+    """Interpret a configuration file given as bytes (pygrub's ``--isconfig``).
+
+    The file is seen as ``PATH`` on a device named ``host``; files it refers to do not exist.
+
+    Raises:
+        ConfigError: the content is no configuration language we know.
+        LimitExceeded: ``data`` is larger than ``max_config_bytes``.
+    """
+    limits.check("max_config_bytes", len(data), path)
+    p = normalise_path(path)
+    files = MemoryFiles({"host": {p: data}})
+    opts = MenuOptions(platform=platform, flavour=flavour)
+    check_options(opts)
+    cand = candidate_for(files, "host", p, limits=limits)
+    return load_menu(files, cand, limits=limits, options=opts)
+
+
+def evaluate_edited_entry(files: BootFiles, menu: BootMenu, path: tuple[int, ...], body: str, *,
+                          limits: Limits) -> BootEntry:
+    """Re-run an entry whose body the operator edited in the interactive menu.
+
+    ``body`` is what :attr:`BootEntry.body` held, edited: GRUB's script block, GRUB legacy's
+    command lines, syslinux's command line, a lilo section, a BLS entry's text.
+
+    Raises:
+        SelectionError: ``path`` is not an entry of ``menu``.
+        ConfigError: the edited text cannot be used.
+        LimitExceeded: a bound was broken.
+    """
+    try:
+        item = menu.item_at(path)
+    except IndexError:
+        raise SelectionError(f"no menu entry at {'>'.join(map(str, path))}") from None
+    if not isinstance(item, BootEntry):
+        raise SelectionError(f"'{item.title_display}' is a submenu, not an entry")
+    limits.check("max_config_bytes", len(body.encode("utf-8", "surrogateescape")), "edited entry")
+    return _engine(menu.loader).evaluate(files, menu, path, body, limits)

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from virtkit.boot.config._support import MenuBuilder, join_path
-from virtkit.boot.config.model import BootEntry, EntryKind, FileRef, MenuItem, Submenu
+from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, MenuItem, Submenu
 from virtkit.boot.config.source import BootFiles, Location, SourceFile
+from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "SyslinuxMenu",
     "build_items",
     "compute_default",
+    "evaluate_extlinux_body",
     "interpret_cmdline",
 ]
 
@@ -241,9 +243,23 @@ def _entry(e: SyslinuxEntry, *, files: BootFiles, device: str, cfg_dir: str, b: 
         return BootEntry(title=title, id=e.label, kind=EntryKind.NONE, origin=e.location, body=e.body,
                          hotkey=hotkey, notes=(*notes, f"{sanitize_text(what)}: menu navigation, boots nothing"))
     loaded = interpret_cmdline(e.cmdline or "", files=files, device=device, cfg_dir=cfg_dir, b=b, loc=e.location)
+    # The body is the command line, which is what syslinux's Tab editor shows and boots.
     return BootEntry(title=title, id=e.label, kind=loaded.kind, kernel=loaded.kernel, initrds=loaded.initrds,
-                     cmdline=loaded.cmdline, origin=e.location, body=e.body, hotkey=hotkey,
+                     cmdline=loaded.cmdline, origin=e.location, body=e.cmdline or "", hotkey=hotkey,
                      notes=tuple(notes + loaded.notes))
+
+
+def evaluate_extlinux_body(files: BootFiles, menu: BootMenu, entry: BootEntry, body: str, *,
+                           limits: Limits) -> BootEntry:
+    """Boot an edited command line (``vmlinuz ARGS initrd=...``), as syslinux's Tab editor does."""
+    device = menu.config.device or ""
+    cfg_dir = menu.config.path.rsplit("/", 1)[0] or "/"
+    b = MenuBuilder(limits, f"({device}){menu.config.path} (edited)")
+    line = body.replace("\r", " ").replace("\n", " ").strip()
+    loaded = interpret_cmdline(line, files=files, device=device, cfg_dir=cfg_dir, b=b, loc=None)
+    return BootEntry(title=entry.title, id=entry.id, kind=loaded.kind, kernel=loaded.kernel, initrds=loaded.initrds,
+                     cmdline=loaded.cmdline, origin=entry.origin, body=line, hotkey=entry.hotkey,
+                     notes=(*loaded.notes, *(f"warning: {w}" for w in b.warnings)))
 
 
 def build_items(root: SyslinuxMenu, hidden: SyslinuxMenu, *, files: BootFiles, device: str, cfg_dir: str,

@@ -58,7 +58,14 @@ from virtkit.errors import FileNotFound, IsADirectory, LimitExceeded, NotADirect
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
 
-__all__ = ["LOADER", "load_grub_legacy_menu", "parse_maxint", "probe_grub_legacy", "split_logical_lines"]
+__all__ = [
+    "LOADER",
+    "evaluate_grub_legacy_body",
+    "load_grub_legacy_menu",
+    "parse_maxint",
+    "probe_grub_legacy",
+    "split_logical_lines",
+]
 
 LOADER = "grub-legacy"
 
@@ -608,3 +615,23 @@ def load_grub_legacy_menu(files: BootFiles, device: str | None, path: str, *, li
         env_writes=env_writes,
         warnings=tuple(b.warnings),
     )
+
+
+def evaluate_grub_legacy_body(files: BootFiles, menu: BootMenu, entry: BootEntry, body: str, *,
+                              limits: Limits) -> BootEntry:
+    """Run an edited entry (its command lines, as GRUB legacy's ``e`` editor shows them).
+
+    Returns:
+        the entry as booting the edited commands would load it.
+    """
+    device = menu.config.device or ""
+    src = SourceFile(device=menu.config.device, path=f"{menu.config.path} (edited)", text=body)
+    b = MenuBuilder(limits, src.display)
+    budget = StepBudget(limits, src.display)
+    lines: list[LogicalLine] = []
+    for ln in split_logical_lines(body):
+        budget.step()
+        if command_name(ln.text) in KNOWN_COMMANDS:
+            lines.append(ln)
+    e = _Entry(title=entry.title, start=lines[0] if lines else LogicalLine(1, 1, ""), lines=lines)
+    return _entry_from_boot(e, _run_entry(files, e, src, device, b), src)

@@ -32,7 +32,7 @@ from virtkit.errors import ConfigSyntaxError
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
 
-__all__ = ["LOADER", "LiloToken", "load_lilo_menu", "probe_lilo", "tokenize_lilo"]
+__all__ = ["LOADER", "LiloToken", "evaluate_lilo_body", "load_lilo_menu", "probe_lilo", "tokenize_lilo"]
 
 LOADER = "lilo"
 
@@ -203,6 +203,116 @@ def _find_file(files: BootFiles, device: str, written: str) -> tuple[str, str, s
     return device, path, None
 
 
+def _labels(sec: _Section) -> tuple[str, list[str]]:
+    label = sec.opts.get("label") or sec.target.rsplit("/", 1)[-1]
+    names = [label] + ([sec.opts["alias"] or ""] if sec.opts.get("alias") else [])
+    return label, names
+
+
+def _section_body(sec: _Section) -> str:
+    """The section as lilo.conf text (what the interactive editor shows and re-reads)."""
+    def item(k: str, v: str | None) -> str:
+        if v is None:
+            return k
+        if not v or any(c in v for c in " \t#=\"\\"):
+            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return f"{k}={v}"
+
+    return "\n".join([item(sec.kind, sec.target), *("    " + item(k, v) for k, v in sec.opts.items())])
+
+
+def _section_entry(files: BootFiles, cfg_device: str, sec: _Section, glob: dict[str, str | None], *,
+                   src: SourceFile, b: MenuBuilder) -> BootEntry:
+    loc = Location(src, sec.token.line, sec.token.col)
+    label, _names = _labels(sec)
+    body = _section_body(sec)
+    notes: list[str] = []
+    if sec.kind == "other":
+        return BootEntry(title=label, id=label, kind=EntryKind.CHAINLOAD, origin=loc, body=body,
+                         notes=(f"other={sec.target}: chain-loads the boot sector of another partition, not a kernel",))
+    dev, kpath, note = _find_file(files, cfg_device, sec.target)
+    if note:
+        notes.append(note)
+    kernel = b.file_ref(files, dev, kpath, sec.target, what="image", location=loc)
+    initrds: tuple[FileRef, ...] = ()
+    initrd = sec.opts.get("initrd", glob.get("initrd"))
+    if initrd and "noinitrd" not in sec.opts:
+        idev, ipath, inote = _find_file(files, cfg_device, initrd)
+        if inote:
+            notes.append(inote)
+        initrds = (b.file_ref(files, idev, ipath, initrd, what="initrd", location=loc),)
+    literal = sec.opts.get("literal", glob.get("literal"))
+    if literal is not None:
+        cmdline = literal
+        notes.append("literal= replaces the whole command line (no ro/root/append)")
+    else:
+        parts: list[str] = []
+        if "read-only" in sec.opts or ("read-only" in glob and "read-write" not in sec.opts):
+            parts.append("ro")
+        elif "read-write" in sec.opts or "read-write" in glob:
+            parts.append("rw")
+        root = sec.opts.get("root", glob.get("root"))
+        if root:
+            if root.lower() == "current":
+                notes.append("root=current: LILO uses the root device of the installing system (unknown here)")
+            else:
+                parts.append(f"root={root}")
+                if root.startswith("/dev/"):
+                    notes.append(f"LILO's map installer passes root={root} as a device number (e.g. root=801); "
+                                 "the name is kept here")
+        append = sec.opts.get("append", glob.get("append"))
+        if append:
+            parts.append(append)
+        add = sec.opts.get("addappend")
+        if add:
+            parts.append(add)
+        cmdline = " ".join(parts)
+    if sec.opts.get("vga") or glob.get("vga"):
+        notes.append("vga= sets the video mode in the kernel header, not on the command line")
+    if "password" in sec.opts or "password" in glob:
+        notes.append("password=: LILO asks for a password at its prompt; not enforced here")
+    return BootEntry(title=label, id=label, kind=EntryKind.LINUX, kernel=kernel, initrds=initrds, cmdline=cmdline,
+                     origin=loc, body=body, notes=tuple(notes))
+
+
+def _split_sections(tokens: list[LiloToken], src: SourceFile,
+                    b: MenuBuilder) -> tuple[dict[str, str | None], list[_Section]]:
+    glob: dict[str, str | None] = {}
+    sections: list[_Section] = []
+    for tok in tokens:
+        loc = Location(src, tok.line, tok.col)
+        if tok.name in ("image", "other"):
+            if not tok.value:
+                raise ConfigSyntaxError(f"`{tok.name}` needs a value ({tok.name}=...)", loc)
+            b.count_entry()
+            sections.append(_Section(tok.name, tok.value, tok))
+            continue
+        if sections and tok.name in _SECTION_KEYS:
+            sections[-1].opts[tok.name] = tok.value
+        else:
+            glob[tok.name] = tok.value  # before the first image, or a global-only option after it
+    return glob, sections
+
+
+def evaluate_lilo_body(files: BootFiles, menu: BootMenu, entry: BootEntry, body: str, *,
+                       limits: Limits) -> BootEntry:
+    """Re-read an edited section (``image=...`` and its options) as LILO would.
+
+    Global options of the original file are not re-applied: the edited text is the whole
+    description of the image.
+
+    Raises:
+        ConfigSyntaxError: the text does not tokenise or holds no ``image=``/``other=``.
+    """
+    device = menu.config.device or ""
+    src = SourceFile(device=menu.config.device, path=f"{menu.config.path} (edited)", text=body)
+    b = MenuBuilder(limits, src.display)
+    glob, sections = _split_sections(tokenize_lilo(src, StepBudget(limits, src.display)), src, b)
+    if not sections:
+        raise ConfigSyntaxError("the edited entry has no image= or other= line", Location(src, 1))
+    return _section_entry(files, device, sections[0], glob, src=src, b=b)
+
+
 def load_lilo_menu(files: BootFiles, device: str | None, path: str, *, limits: Limits) -> BootMenu:
     """Interpret ``/etc/lilo.conf``.
 
@@ -225,78 +335,12 @@ def load_lilo_menu(files: BootFiles, device: str | None, path: str, *, limits: L
     cfg_device = src.device
     b = MenuBuilder(limits, src.display)
     tokens = tokenize_lilo(src, StepBudget(limits, src.display))
-    glob: dict[str, str | None] = {}
-    sections: list[_Section] = []
-    for tok in tokens:
-        loc = Location(src, tok.line, tok.col)
-        if tok.name in ("image", "other"):
-            if not tok.value:
-                raise ConfigSyntaxError(f"`{tok.name}` needs a value ({tok.name}=...)", loc)
-            b.count_entry()
-            sections.append(_Section(tok.name, tok.value, tok))
-            continue
-        if sections and tok.name in _SECTION_KEYS:
-            sections[-1].opts[tok.name] = tok.value
-        else:
-            glob[tok.name] = tok.value  # before the first image, or a global-only option after it
-
+    glob, sections = _split_sections(tokens, src, b)
     items: list[MenuItem] = []
     labels: list[list[str]] = []
     for sec in sections:
-        loc = Location(src, sec.token.line, sec.token.col)
-        label = sec.opts.get("label") or sec.target.rsplit("/", 1)[-1]
-        names = [label] + ([sec.opts["alias"] or ""] if sec.opts.get("alias") else [])
-        labels.append(names)
-        body = " ".join(f"{k}={v}" if v is not None else k for k, v in [(sec.kind, sec.target), *sec.opts.items()])
-        notes: list[str] = []
-        if sec.kind == "other":
-            items.append(BootEntry(title=label, id=label, kind=EntryKind.CHAINLOAD, origin=loc, body=body,
-                                   notes=(f"other={sec.target}: chain-loads the boot sector of another "
-                                          "partition, not a kernel",)))
-            continue
-        dev, kpath, note = _find_file(files, cfg_device, sec.target)
-        if note:
-            notes.append(note)
-        kernel = b.file_ref(files, dev, kpath, sec.target, what="image", location=loc)
-        initrds: tuple[FileRef, ...] = ()
-        initrd = sec.opts.get("initrd", glob.get("initrd"))
-        if initrd and "noinitrd" not in sec.opts:
-            idev, ipath, inote = _find_file(files, cfg_device, initrd)
-            if inote:
-                notes.append(inote)
-            initrds = (b.file_ref(files, idev, ipath, initrd, what="initrd", location=loc),)
-        literal = sec.opts.get("literal", glob.get("literal"))
-        if literal is not None:
-            cmdline = literal
-            notes.append("literal= replaces the whole command line (no ro/root/append)")
-        else:
-            parts: list[str] = []
-            if "read-only" in sec.opts or ("read-only" in glob and "read-write" not in sec.opts):
-                parts.append("ro")
-            elif "read-write" in sec.opts or "read-write" in glob:
-                parts.append("rw")
-            root = sec.opts.get("root", glob.get("root"))
-            if root:
-                if root.lower() == "current":
-                    notes.append("root=current: LILO uses the root device of the installing system (unknown here)")
-                else:
-                    parts.append(f"root={root}")
-                    if root.startswith("/dev/"):
-                        notes.append(f"LILO's map installer passes root={root} as a device number (e.g. root=801); "
-                                     "the name is kept here")
-            append = sec.opts.get("append", glob.get("append"))
-            if append:
-                parts.append(append)
-            add = sec.opts.get("addappend")
-            if add:
-                parts.append(add)
-            cmdline = " ".join(parts)
-        if sec.opts.get("vga") or glob.get("vga"):
-            notes.append("vga= sets the video mode in the kernel header, not on the command line")
-        if "password" in sec.opts or "password" in glob:
-            notes.append("password=: LILO asks for a password at its prompt; not enforced here")
-        items.append(BootEntry(title=label, id=label, kind=EntryKind.LINUX, kernel=kernel, initrds=initrds,
-                               cmdline=cmdline, origin=loc, body=body, notes=tuple(notes)))
+        labels.append(_labels(sec)[1])
+        items.append(_section_entry(files, cfg_device, sec, glob, src=src, b=b))
 
     trail: list[str] = []
     default: tuple[int, ...] | None = None

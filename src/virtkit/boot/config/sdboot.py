@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from virtkit.boot.config._support import MenuBuilder, StepBudget, file_exists, try_read_source
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, MenuItem
 from virtkit.boot.config.source import BootFiles, Location, SourceFile, normalise_path
-from virtkit.errors import FileNotFound, NotADirectory
+from virtkit.errors import ConfigSyntaxError, FileNotFound, NotADirectory
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
 
 __all__ = [
     "LOADER",
     "efi_fnmatch",
+    "evaluate_sdboot_body",
     "load_sdboot_menu",
     "parse_key_values",
     "parse_tries",
@@ -580,3 +581,33 @@ def _to_boot_entry(e: _Entry, files: BootFiles, b: MenuBuilder) -> BootEntry:
         kind = EntryKind.OTHER
     return BootEntry(title=e.title_show, id=e.id, kind=kind, kernel=ref, cmdline=e.options or "", origin=origin,
                      body=body, notes=tuple(notes))
+
+
+def evaluate_sdboot_body(files: BootFiles, menu: BootMenu, entry: BootEntry, body: str, *,
+                         limits: Limits) -> BootEntry:
+    """Re-read an edited Type #1 entry text (keys as in the entry file).
+
+    Raises:
+        ConfigSyntaxError: the text has no ``linux``/``efi``/``uki`` line, or conflicting ones.
+    """
+    device = (entry.kernel.device if entry.kernel is not None else None) or menu.config.device or ""
+    name = entry.id or "edited.conf"
+    src = SourceFile(device=device, path=f"/loader/entries/{name} (edited)", text=body)
+    budget = StepBudget(limits, src.display)
+    e = _Entry(file=name, device=device, path=src.path, id=name, src=src)
+    for key, value, lineno in parse_key_values(src, budget):
+        if key in ("linux", "efi", "uki"):
+            if e.kind and e.kind != key:
+                raise ConfigSyntaxError(f"both `{e.kind}` and `{key}`", Location(src, lineno))
+            e.kind = key
+            setattr(e, key, value)
+        elif key in ("title", "version", "sort-key", "machine-id", "devicetree"):
+            setattr(e, key.replace("-", "_"), value)
+        elif key == "initrd":
+            e.initrds.append(value)
+        elif key == "options":
+            e.options = value if e.options is None else f"{e.options} {value}"
+    if not e.kind:
+        raise ConfigSyntaxError("the edited entry has no `linux`, `efi` or `uki` line", Location(src, 1))
+    e.title_show = e.title if e.title is not None else entry.title
+    return _to_boot_entry(e, files, MenuBuilder(limits, src.display))
