@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from virtkit.boot.bootfiles import FilesystemBootFiles
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef
@@ -80,7 +81,7 @@ class BootSession:
 
         return load_guest_menu(self.files, limits=self.limits, **self._config_kwargs())
 
-    def _config_kwargs(self) -> dict[str, object]:
+    def _config_kwargs(self) -> dict[str, Any]:
         o = self.options
         return {"config": o.config, "platform": o.platform, "flavour": o.flavour, "variables": o.variables}
 
