@@ -8,6 +8,7 @@
 # Debian 12's mke2fs.conf rather than the host's.
 #
 # Usage: tests/tools/make_ext4_fixtures.sh [OUTDIR]     (default: tests/data/ext4)
+#        ONLY=NAME tests/tools/make_ext4_fixtures.sh      rebuild just NAME.img.gz
 # Tools: e2fsprogs (mke2fs 1.47.0 made the committed images), python3, gzip.
 set -eu
 
@@ -72,6 +73,10 @@ PY
 #   INDEX_DIRS=1: also run e2fsck -D (htree directories)
 make() {
 	name=$1; size=$2; tree=$3; shift 3
+	if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then
+		POST=; INDEX_DIRS=
+		return 0
+	fi
 	img="$work/$name.img"
 	truncate -s "$size" "$img"
 	"$@" -T default -q -F -d "$tree" "$img"
@@ -113,6 +118,8 @@ POST="sif /sparse.img size 8388608"
 make ext4-inline      16M "$T" mkfs.ext4 -t ext4 -b 4096 -O inline_data -U 0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a09 "$seed"
 make ext4-metabg      16M "$T" mkfs.ext4 -t ext4 -b 1024 -g 256 -N 2048 -O meta_bg,^resize_inode -U 0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0a "$seed"
 make ext4-sparse2     16M "$T" mkfs.ext4 -t ext4 -b 1024 -g 1024 -N 1024 -O sparse_super2 -E num_backup_sb=2 -U 0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0b "$seed"
+# bigalloc (64 KiB clusters of 4 KiB blocks) with 1 KiB inodes (a large in-inode xattr area).
+make ext4-bigalloc    24M "$T" mkfs.ext4 -t ext4 -b 4096 -O bigalloc -C 65536 -I 1024 -U 0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0f "$seed"
 INDEX_DIRS=1
 make ext4-bigdir      24M "$work/tree-big" mkfs.ext4 -t ext4 -b 1024 -N 4096 -U 0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0c "$seed"
 
@@ -121,7 +128,9 @@ make ext4-bigdir      24M "$work/tree-big" mkfs.ext4 -t ext4 -b 1024 -N 4096 -U 
 # inline files.  Needs root and a loop device, so it is made once and committed; set
 # SKIP_MOUNT=1 to rebuild only the images above.
 name=ext4-kernel-inline
-if [ "$(id -u)" = 0 ] && [ "${SKIP_MOUNT:-0}" != 1 ]; then
+if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then
+	:
+elif [ "$(id -u)" = 0 ] && [ "${SKIP_MOUNT:-0}" != 1 ]; then
 	img="$work/$name.img"
 	truncate -s 16M "$img"
 	mkfs.ext4 -T default -q -F -t ext4 -b 4096 -O inline_data -U 0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0d "$seed" "$img"

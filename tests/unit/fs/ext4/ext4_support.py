@@ -27,6 +27,7 @@ FIXTURES: dict[str, int] = {
     "ext4-inline": 0,
     "ext4-metabg": 0,
     "ext4-sparse2": 0,
+    "ext4-bigalloc": 0,
     "ext4-bigdir": 3000,
     "ext4-kernel-inline": 0,
 }

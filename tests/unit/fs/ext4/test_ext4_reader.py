@@ -45,6 +45,7 @@ SUPERBLOCKS = [
     ("ext4-inline", "ext4", "0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a09", "", 4096, 1, 256, 64),
     ("ext4-metabg", "ext4", "0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0a", "", 1024, 64, 256, 64),
     ("ext4-sparse2", "ext4", "0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0b", "", 1024, 16, 256, 64),
+    ("ext4-bigalloc", "ext4", "0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0f", "", 4096, 1, 1024, 64),
     ("ext4-bigdir", "ext4", "0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0c", "", 1024, 3, 256, 64),
     ("ext4-kernel-inline", "ext4", "0d1c7f1e-5a8a-4a5e-9a3b-3c3d2e1f0a0d", "", 4096, 1, 256, 64),
 ]
@@ -86,6 +87,7 @@ INODES = [
     ("ext4-inline", "/deep/a/b/c/d/e/f/g/h/i/j/file.txt", 26, 13, 0x10000000, []),
     ("ext4-inline", "/long-link", 43, 113, 0x10000000, []),
     ("ext4-bigdir", "/vmlinuz-6.1.0-28-amd64", 3050, 2097275, 0x80000, [(0, 8805, 2049)]),
+    ("ext4-bigalloc", "/sparse.img", 46, 8388608, 0x80000, [(0, 2576, 1), (1536, 2592, 2)]),
 ]
 
 
