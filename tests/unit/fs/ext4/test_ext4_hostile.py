@@ -62,6 +62,10 @@ def depth_bomb(img: bytearray, fs: Ext4) -> None:
     put(img, iblock(fs, "/grub/grub.cfg") + 6, "<H", 0xFFFF)
 
 
+def depth_six(img: bytearray, fs: Ext4) -> None:
+    put(img, iblock(fs, "/grub/grub.cfg") + 6, "<H", 6)
+
+
 def self_referencing_index(img: bytearray, fs: Ext4) -> None:
     """Root (depth 2) -> block B (depth 1) whose only index entry points at B again."""
     b = data_block(fs, "/grub/grub.cfg") // fs.sb.block_size
@@ -249,6 +253,7 @@ def nothing(fs: Ext4) -> object:
 # fixture, patch, action after opening, exception, message fragment
 CASES: list[tuple[str, Patch, Callable[[Ext4], object], type[Exception], str]] = [
     ("ext4-default", depth_bomb, read_file("/grub/grub.cfg"), LimitExceeded, "max_tree_depth"),
+    ("ext4-default", depth_six, read_file("/grub/grub.cfg"), CorruptStructure, "eh_depth deeper than ext4 allows, expected <= 5, got 6"),
     ("ext4-default", self_referencing_index, read_file("/grub/grub.cfg"), CorruptStructure, r"referenced twice \(a cycle\)"),
     ("ext4-default", depth_not_decreasing, read_file("/grub/grub.cfg"), CorruptStructure, "eh_depth does not decrease"),
     ("ext4-default", bad_extent_magic, read_file("/grub/grub.cfg"), CorruptStructure, "bad extent header magic, expected 0xf30a"),

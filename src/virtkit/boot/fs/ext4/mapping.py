@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["BlockRun", "blockmap_runs", "extent_runs"]
 
 EXT_MAX_BLOCKS = 0xFFFFFFFF  # fs/ext4/ext4_extents.h: logical block numbers are 32-bit
+EXT4_MAX_EXTENT_DEPTH = 5  # fs/ext4/ext4_extents.h: deepest tree the kernel accepts
 _ROOT_CAPACITY = (S.EXT4_N_BLOCKS * 4 - S.EXTENT_HEADER.size) // S.EXTENT.size  # 4 entries in i_block
 
 
@@ -116,6 +117,8 @@ def extent_runs(fs: Ext4, inode: Inode, nblocks: int) -> list[BlockRun]:
             raise CorruptStructure(what, "bad extent header magic", offset=node_off, expected=S.EXT4_EXT_MAGIC, got=h.eh_magic)
         if depth is None:
             depth = limits.check("max_tree_depth", h.eh_depth, what)
+            if depth > EXT4_MAX_EXTENT_DEPTH:
+                raise CorruptStructure(what, "eh_depth deeper than ext4 allows", offset=node_off, expected=f"<= {EXT4_MAX_EXTENT_DEPTH}", got=depth)
         elif h.eh_depth != depth:
             raise CorruptStructure(what, "eh_depth does not decrease by one per level", offset=node_off, expected=depth, got=h.eh_depth)
         if h.eh_max > capacity:
