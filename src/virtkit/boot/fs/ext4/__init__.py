@@ -11,11 +11,12 @@ References:
 
 Modules: ``structs`` (records, kernel field names), ``superblock``, ``inode``,
 ``mapping`` (extents, block maps), ``dirent`` (directory records), ``fs``
-(:class:`Ext4`, :class:`Ext4Node`).
+(:class:`Ext4`), ``node`` (:class:`Ext4Node`).
 """
 
 from __future__ import annotations
 
-from virtkit.boot.fs.ext4.fs import Ext4, Ext4Node
+from virtkit.boot.fs.ext4.fs import Ext4
+from virtkit.boot.fs.ext4.node import Ext4Node
 
 __all__ = ["Ext4", "Ext4Node"]
