@@ -50,6 +50,9 @@ _TYPE_BY_EXTENSION = (
     (".com", "comboot"),
     (".cbt", "comboot"),
 )
+_TYPE_SPECIFIERS = frozenset(
+    {"localboot", "kernel", "linux", "boot", "bss", "pxe", "fdimage", "comboot", "com32", "config"}
+)  # execute.c image_boot_types
 _MAX_MENU_DEPTH = 64  # submenus nest only as deep as the file says; a cycle is impossible, this is a guard
 
 
@@ -156,8 +159,18 @@ def interpret_cmdline(cmdline: str, *, files: BootFiles, device: str, cfg_dir: s
                       loc: Location | None) -> _Loaded:
     """What syslinux's ``execute()`` would load for one command line."""
     if cmdline.startswith("."):
-        ktype = _first_word(cmdline[1:])
-        rest = _skipspace(cmdline[1 + len(ktype) :])
+        # execute(): ".linux", ".com32" ... are type specifiers; any other word starting with a
+        # dot ("../vmlinuz") is a file, and load_kernel() then boots it as a Linux kernel.
+        first = _first_word(cmdline)
+        if first[1:] in _TYPE_SPECIFIERS:
+            ktype = first[1:]
+            rest = _skipspace(cmdline[len(first) :])
+            if ktype == "com32" and not _first_word(rest).endswith(".c32"):
+                w = _first_word(rest)
+                rest = f"{w}.c32{rest[len(w):]}"  # apply_extension()
+        else:
+            ktype = "linux"
+            rest = cmdline
     else:
         ktype = kernel_type(_first_word(cmdline))
         rest = cmdline
@@ -339,6 +352,9 @@ def _command_target(st: Syslinux, cmd: str, keyword: str, *, keep_extra: bool, n
         path = index_map.get(e)
         if path is None:
             trail.append("that label is a menu separator: nothing to boot")
+        else:
+            shown = _strip_caret(e.display or e.label or "")[0]
+            trail.append(f"-> entry [{'>'.join(map(str, path))}] '{sanitize_text(shown)}'")
         return path, None
     trail.append(f"{keyword} '{sanitize_text(cmd)}' names no label")
     return _implicit(st, cmd, keyword, n_top=n_top, src=src, trail=trail)
@@ -418,6 +434,7 @@ def compute_default(st: Syslinux, index_map: dict[SyslinuxEntry, tuple[int, ...]
             timeout = timeout_tenths / 10
             trail.append(f"PROMPT 1: the boot: prompt waits {timeout:g} s (TIMEOUT in tenths of a second)")
             if st.ontimeout:
+                trail.append("when it expires syslinux runs ONTIMEOUT instead of DEFAULT")
                 p2, extra = _command_target(st, st.ontimeout, "ONTIMEOUT", keep_extra=True, n_top=n_top,
                                             index_map=index_map, src=src, trail=trail)
                 return p2, tuple(trail), timeout, "menu", extra
@@ -459,6 +476,7 @@ def _menu_default(start: SyslinuxMenu, index_map: dict[SyslinuxEntry, tuple[int,
             continue
         path = index_map.get(chosen)
         if path is not None:
-            trail.append(f"entry [{'>'.join(map(str, path))}] '{sanitize_text(chosen.label or '')}'")
+            shown = _strip_caret(chosen.display or chosen.label or "")[0]
+            trail.append(f"-> entry [{'>'.join(map(str, path))}] '{sanitize_text(shown)}'")
         return path
     return None
