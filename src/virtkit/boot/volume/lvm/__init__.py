@@ -170,16 +170,29 @@ def scan_lvm(candidates: Sequence[Volume], *, limits: Limits) -> LvmScan:
     return LvmScan(tuple(volumes), tuple(groups), tuple(notes))
 
 
-def _snapshot_cow_stores(meta: VgMetadata) -> set[str]:
-    """Names of LVs used as the copy-on-write store of a snapshot (lvm(8) "snapshot" segments)."""
-    out: set[str] = set()
+def _snapshot_cow_stores(meta: VgMetadata) -> dict[str, str]:
+    """COW store LV name -> origin LV name, from the "snapshot" segments (lvm(8) SNAPSHOTS)."""
+    out: dict[str, str] = {}
     for lv in meta.lvs:
         for seg in lv.segments:
             if seg.type == "snapshot":
                 cow = seg.settings.get("cow_store")
-                if isinstance(cow, str):
-                    out.add(cow)
+                origin = seg.settings.get("origin")
+                if isinstance(cow, str) and isinstance(origin, str):
+                    out[cow] = origin
     return out
+
+
+def _visible(lv: LvMeta, meta: VgMetadata, cows: dict[str, str]) -> bool:
+    """Visible as lvs shows it: the VISIBLE flag, or a snapshot's COW store whose origin is visible.
+
+    LVM writes a snapshot's COW LV without VISIBLE and derives its visibility from
+    the origin (``lv_is_visible`` in lib/metadata/lv.c); GRUB only looks at the flag.
+    """
+    if lv.visible:
+        return True
+    origin = cows.get(lv.name)
+    return origin is not None and any(o.name == origin and o.visible for o in meta.lvs)
 
 
 def _map_lvs(
@@ -189,7 +202,7 @@ def _map_lvs(
     volumes: list[Volume] = []
     cows = _snapshot_cow_stores(meta)
     for lv in meta.lvs:
-        if not lv.visible:
+        if not _visible(lv, meta, cows):
             continue
         name = f"{meta.name}/{lv.name}"
         seg_types = tuple(dict.fromkeys(segment_type_name(s.type, s.stripe_count) for s in lv.segments))
@@ -215,7 +228,7 @@ def _map_lvs(
                 reason=reason,
             )
         )
-        if reason is None:
+        if reason is None and lv.visible:
             volumes.append(
                 Volume(
                     name=name,

@@ -41,6 +41,7 @@ __all__ = [
     "SegmentMeta",
     "VgMetadata",
     "parse_config",
+    "parse_metadata",
     "parse_vg_metadata",
 ]
 
@@ -324,6 +325,15 @@ def parse_vg_metadata(text: bytes, *, limits: Limits, where: str) -> VgMetadata:
         lvs=tuple(lvs),
         where=where,
     )
+
+
+def parse_metadata(text: str, *, limits: Limits, where: str = "metadata text") -> VgMetadata:
+    """:func:`parse_vg_metadata` for text already decoded (tools, fuzzing, tests).
+
+    Raises:
+        CorruptStructure, LimitExceeded: as :func:`parse_vg_metadata`.
+    """
+    return parse_vg_metadata(text.encode("utf-8", "surrogateescape"), limits=limits, where=where)
 
 
 def _parse_lv(lv_name: str, lv_sec: Section, vg_name: str, where: str, limits: Limits) -> LvMeta:
