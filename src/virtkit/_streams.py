@@ -225,12 +225,17 @@ class MappedSource(_Base):
         self._starts = [r.start for r in ordered]
 
     def _pread(self, offset: int, length: int) -> bytes:
+        runs = self.runs
+        i = bisect.bisect_right(self._starts, offset) - 1
+        if i >= 0:
+            r = runs[i]
+            if r.source is not None and offset + length <= r.start + r.length:
+                # Fast path (most reads of a file): inside one run, one pread and no copy.
+                return r.source.pread(r.source_offset + (offset - r.start), length)
         out = bytearray(length)
         pos = offset
         stop = offset + length
-        i = bisect.bisect_right(self._starts, pos) - 1
         i = max(i, 0)
-        runs = self.runs
         while pos < stop and i < len(runs):
             r = runs[i]
             if r.start + r.length <= pos:
