@@ -94,6 +94,18 @@ def test_file_chain_damage(case: str, patch: object, message: str) -> None:
     assert "FAT16 on hostile: /vmlinuz-6.1.0-28-amd64" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["fat12", "fat16", "fat32"])
+def test_chain_through_the_last_cluster_to_one_past_it(name: str) -> None:
+    # entry(max) == max + 1 looks like a contiguous link but points outside the volume.
+    data, fs = clean(name)
+    first, _, _ = entry_of(fs, "/initrd.img-5.10.0-30-amd64")
+    top = fs.geometry.max_cluster
+    set_fat(data, fs, first, top)
+    set_fat(data, fs, top, top + 1)
+    with pytest.raises(CorruptStructure, match="points outside the volume after cluster"):
+        open_bytes(data).lookup("/initrd.img-5.10.0-30-amd64").open()
+
+
 @pytest.mark.parametrize("name", ["fat12", "fat32"])
 def test_file_cycle_other_widths(name: str) -> None:
     data, fs = clean(name)

@@ -53,7 +53,7 @@ class FatTable:
         self.what = f"FAT{geometry.fat_type} table on {source.name}"
         self._eoc = _EOC[geometry.fat_type]
         self._bad = _BAD[geometry.fat_type]
-        self._chunks: OrderedDict[int, array[int] | bytes] = OrderedDict()
+        self._chunks: OrderedDict[int, tuple[array[int], array[int]]] = OrderedDict()
         self._fat12: bytes | None = None
 
     # -- entries -------------------------------------------------------------------
@@ -70,30 +70,65 @@ class FatTable:
             pair = fat[off] | (fat[off + 1] << 8)  # the FAT12 read covers entry max_cluster + 1
             return (pair >> 4) if cluster & 1 else (pair & 0xFFF)
         index, slot = divmod(cluster, _CHUNK_ENTRIES)
-        chunk = self._chunks.get(index)
-        if chunk is None:
-            chunk = self._load_chunk(index)
-        else:
-            self._chunks.move_to_end(index)
-        value = chunk[slot]
+        value = self._chunk(index)[0][slot]
         return value & 0x0FFFFFFF if g.fat_type == 32 else value
 
-    def _load_chunk(self, index: int) -> array[int]:
+    def _chunk(self, index: int) -> tuple[array[int], array[int]]:
+        """Entries ``index * CHUNK ..`` decoded, and the values a contiguous chain would hold there."""
+        cached = self._chunks.get(index)
+        if cached is not None:
+            self._chunks.move_to_end(index)
+            return cached
         g = self.g
         width = g.fat_type // 8
         first = index * _CHUNK_ENTRIES
         count = min(_CHUNK_ENTRIES, g.cluster_count + 2 - first)
         raw = self.source.pread(g.fat_offset + first * width, count * width)
-        arr = array("I" if width == 4 else "H")
-        if arr.itemsize != width:  # pragma: no cover - exotic platforms
-            arr = array("L" if width == 4 else "H")
-        arr.frombytes(raw)
+        narrow = array("H" if width == 2 else "I")
+        if narrow.itemsize != width:  # pragma: no cover - platforms with a 2-byte int
+            narrow = array("L")
+        narrow.frombytes(raw)
         if sys.byteorder == "big":  # pragma: no cover - FAT is little-endian
-            arr.byteswap()
-        self._chunks[index] = arr
+            narrow.byteswap()
+        entries = narrow if narrow.typecode == "I" else array("I", narrow)
+        # entry[c] == c + 1 all along a contiguous chain: compare slices against this, in C.
+        expected = array("I", range(first + 1, first + 1 + count))
+        self._chunks[index] = (entries, expected)
         if len(self._chunks) > _CACHE_CHUNKS:
             self._chunks.popitem(last=False)
-        return arr
+        return entries, expected
+
+    def _contiguous(self, cur: int, limit: int) -> int:
+        """How many links from ``cur`` on (at most ``limit``) go to the very next cluster.
+
+        Returns k such that ``entry(cur + i) == cur + i + 1`` for every ``i < k``.  This is
+        the hot path of reading a file: whole slices of the FAT are compared at C speed.
+        """
+        limit = min(limit, self.g.max_cluster - cur)  # a link to max_cluster + 1 is out of range
+        if self.g.fat_type == 12:
+            k = 0
+            while k < limit and self.entry(cur + k) == cur + k + 1:
+                k += 1
+            return k
+        k = 0
+        while k < limit:
+            index, slot = divmod(cur + k, _CHUNK_ENTRIES)
+            entries, expected = self._chunk(index)
+            span = min(limit - k, len(entries) - slot)
+            if span <= 0:
+                break
+            if entries[slot : slot + span] == expected[slot : slot + span]:
+                k += span
+                continue
+            lo, hi = 0, span  # the longest equal prefix (equality of prefixes is monotone)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if entries[slot : slot + mid] == expected[slot : slot + mid]:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return k + lo
+        return k
 
     # -- chains --------------------------------------------------------------------
 
@@ -137,8 +172,16 @@ class FatTable:
         runs: list[ClusterRun] = []
         start = cur = first
         length = 1
+        n = 1  # clusters of the chain seen so far (cur is the n-th)
         eoc, hi = self._eoc, self.g.max_cluster
-        for n in range(1, need + 1):
+        while True:
+            if n < need:
+                step = self._contiguous(cur, need - n)
+                if step:
+                    cur += step
+                    n += step
+                    length += step
+                    continue
             nxt = self.entry(cur)
             if n == need:
                 if nxt < eoc:
@@ -154,12 +197,13 @@ class FatTable:
                 )
             if not 2 <= nxt <= hi:
                 self._check_link(nxt, cur, what)
-            if nxt == cur + 1:
+            if nxt == cur + 1:  # high reserved bits set on a FAT32 entry: not seen by _contiguous
                 length += 1
             else:
                 runs.append((start, length))
                 start, length = nxt, 1
             cur = nxt
+            n += 1
         runs.append((start, length))
         return runs
 
