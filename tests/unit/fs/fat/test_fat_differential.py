@@ -7,10 +7,11 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from helpers import fixture_path, require_tool
+from helpers import fixture_path, is_root, require_tool
 from virtkit._streams import FileSource, iter_chunks
 from virtkit.boot.fs.base import FileType, Node
 from virtkit.boot.fs.fat import Fat
@@ -76,3 +77,44 @@ def test_serial_and_label_match_minfo(pair: tuple[str, Fat]) -> None:
     # "Volume label is BOOTFAT16" / "Volume has no label"
     m = re.search(r"Volume label is (.*?)\s*$", label)
     assert fs.label == (m.group(1) if m else "")
+
+
+def tree_of_mount(top: Path) -> dict[str, tuple[str, int | None, str | None]]:
+    out: dict[str, tuple[str, int | None, str | None]] = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = "/" + os.path.relpath(dirpath, top).removeprefix(".").lstrip("/")
+        for d in dirnames:
+            out[os.path.join(rel, d)] = ("directory", None, None)
+        for f in filenames:
+            data = Path(dirpath, f).read_bytes()
+            out[os.path.join(rel, f)] = ("file", len(data), hashlib.sha256(data).hexdigest())
+    return out
+
+
+def tree_of_fs(fs: Fat) -> dict[str, tuple[str, int | None, str | None]]:
+    out: dict[str, tuple[str, int | None, str | None]] = {}
+    for path, node in walk(fs.root()):
+        if path.endswith("/"):
+            out[path.rstrip("/")] = ("directory", None, None)
+        else:
+            h = hashlib.sha256()
+            for chunk in iter_chunks(node.open()):
+                h.update(chunk)
+            out[path] = ("file", node.stat().size, h.hexdigest())
+    return out
+
+
+@pytest.mark.root
+def test_matches_kernel_loop_mount(pair: tuple[str, Fat], tmp_path: Path) -> None:
+    if not is_root():
+        pytest.skip("a loop mount needs root")
+    img, fs = pair
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-o", "ro,loop,utf8", img, str(mnt)], capture_output=True, text=True, check=False)
+    if r.returncode:
+        pytest.skip(f"the kernel cannot loop-mount vfat here: {r.stderr.strip()}")
+    try:
+        assert tree_of_fs(fs) == tree_of_mount(mnt)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

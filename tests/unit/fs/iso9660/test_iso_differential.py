@@ -12,7 +12,7 @@ from pathlib import Path
 import isobuild
 import pytest
 
-from helpers import fixture_path, require_tool
+from helpers import fixture_path, is_root, require_tool
 from virtkit._streams import BytesSource, iter_chunks
 from virtkit.boot.fs.base import FileType, Node
 from virtkit.boot.fs.iso9660 import Iso9660
@@ -126,3 +126,47 @@ def test_multi_extent_matches_isoinfo(tmp_path: Path) -> None:
     fs = Iso9660.open(BytesSource(img.read_bytes(), "multi"), limits=Limits())
     theirs = isoinfo("-x", "/MULTI.BIN;1", "-i", str(img))
     assert digest(fs.lookup("/multi.bin")) == hashlib.sha256(theirs).hexdigest() == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def tree_of_mount(top: Path) -> dict[str, tuple[object, ...]]:
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = "/" + os.path.relpath(dirpath, top).removeprefix(".").lstrip("/")
+        for name in dirnames + filenames:
+            p = Path(dirpath, name)
+            s = p.lstat()
+            if p.is_symlink():
+                out[os.path.join(rel, name)] = ("symlink", os.readlink(p))
+            elif p.is_dir():
+                out[os.path.join(rel, name)] = ("directory",)
+            else:
+                out[os.path.join(rel, name)] = ("file", s.st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def tree_of_fs(fs: Iso9660) -> dict[str, tuple[object, ...]]:
+    out: dict[str, tuple[object, ...]] = {}
+    for path, node in walk(fs.root()):
+        if node.type is FileType.SYMLINK:
+            out[path] = ("symlink", node.readlink())
+        elif node.type is FileType.DIRECTORY:
+            out[path] = ("directory",)
+        else:
+            out[path] = ("file", node.stat().size, digest(node))
+    return out
+
+
+@pytest.mark.root
+def test_matches_kernel_loop_mount(iso: tuple[str, str, Iso9660], tmp_path: Path) -> None:
+    if not is_root():
+        pytest.skip("a loop mount needs root")
+    _, img, fs = iso
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-o", "ro,loop", img, str(mnt)], capture_output=True, text=True, check=False)
+    if r.returncode:
+        pytest.skip(f"the kernel cannot loop-mount iso9660 here: {r.stderr.strip()}")
+    try:
+        assert tree_of_fs(fs) == tree_of_mount(mnt)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
