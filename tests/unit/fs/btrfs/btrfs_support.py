@@ -187,9 +187,9 @@ class PatchedImage:
     # -- finding things to break ---------------------------------------------
 
     def leaf_of(self, tree_id: int, key: Key) -> tuple[int, int]:
-        """``(leaf logical, slot)`` of the item with ``key`` in subvolume ``tree_id``'s tree."""
+        """``(leaf logical, slot)`` of the item with ``key`` in subvolume ``tree_id``'s tree (0: the root tree)."""
         fs = self.clean
-        root = fs.subvolume(tree_id).tree
+        root = fs.root_tree if tree_id == 0 else fs.subvolume(tree_id).tree
         item = fs.tree.first(root, key, key)
         assert item is not None, key
         node = fs.tree.read_node(item.leaf, level=0, tree="test")
@@ -204,3 +204,53 @@ class PatchedImage:
 ITEM_HEADER = 101  # sizeof(struct btrfs_header)
 ITEM_SIZE = 25  # sizeof(struct btrfs_item)
 KEY_PTR_SIZE = 33  # sizeof(struct btrfs_key_ptr)
+
+
+def all_tree_blocks(fs: Btrfs) -> list[int]:
+    """Logical addresses of every block of the chunk tree, the root tree and every subvolume tree."""
+    from virtkit.boot.fs.btrfs.tree import TreeRoot
+
+    roots = [
+        TreeRoot(int(fs.superblock.fields.chunk_root), int(fs.superblock.fields.chunk_root_level), "chunk tree"),
+        fs.root_tree,
+        fs.root().tree,
+    ]
+    roots += [fs.subvolume(sid).tree for sid, _ in fs.list_subvolumes()]
+    out: list[int] = []
+    for r in roots:
+        stack = [(r.bytenr, r.level)]
+        while stack:
+            bytenr, level = stack.pop()
+            if bytenr in out:
+                continue
+            out.append(bytenr)
+            node = fs.tree.read_node(bytenr, level=level, tree=r.name)
+            stack.extend((c, level - 1) for c in node.children)
+    return out
+
+
+def exercise(fs: Btrfs, *, read_bytes: int = 65536) -> int:
+    """Touch everything: subvolumes, every directory from both roots, stat, readlink, file heads."""
+    from virtkit.boot.fs.base import FileType
+
+    fs.default_subvolume_path()
+    fs.list_subvolumes()
+    seen = 0
+    for top in (fs.root(), fs.default_root()):
+        stack = [top]
+        while stack and seen < 5000:
+            node = stack.pop()
+            for entry in node.iter_dir():
+                seen += 1
+                child = entry.node()
+                st = child.stat()
+                if st.type is FileType.DIRECTORY:
+                    stack.append(child)
+                elif st.type is FileType.SYMLINK:
+                    child.readlink()
+                elif st.type is FileType.FILE:
+                    src = child.open()
+                    src.pread(0, min(src.size, read_bytes))
+                    if src.size > read_bytes:
+                        src.pread(src.size - 4096, 4096)
+    return seen

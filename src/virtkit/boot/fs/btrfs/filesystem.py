@@ -130,6 +130,7 @@ class Btrfs(Filesystem):
         wanted = int(sb.fields.num_devices)
         if len(devices) < wanted:
             self._notes.append(f"{len(devices)} of {wanted} devices present (have devid {', '.join(map(str, sorted(devices)))})")
+        self.root_item(BTRFS_FS_TREE_OBJECTID)  # read the root tree now: a broken one fails the open
 
     @classmethod
     def open(cls, source: ByteSource, *, limits: Limits, devices: Sequence[ByteSource] = ()) -> Btrfs:
