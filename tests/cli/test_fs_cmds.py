@@ -1,6 +1,7 @@
 """``virtkit ls`` and ``virtkit cat``: one table row per case, golden outputs, every flag covered.
 
-Placeholders in argv: {fat16} {fat4k} {iso} (fixture images), {dir} (the shared
+Placeholders in argv: {fat16} {fat4k} {iso} {lvm} (fixture images; lvm is the volume
+stage's MBR + LVM image), {dir} (the shared
 /boot tree written to a temporary directory, plus a file whose name holds an
 escape sequence), {missing} (a path that does not exist).  The bundled sample
 guest is used when no image is given.  Goldens live in tests/golden/cli/fs/;
@@ -56,6 +57,9 @@ CASES = [
     Case("ls-sample-label", ("ls", "boot:/"), golden="ls-sample-boot.txt"),
     Case("ls-sample-uuid", ("ls", "8E5F4C2A-1B3D-4E6F-9A7B-0C1D2E3F4A5B:/"), golden="ls-sample-boot.txt"),
     Case("ls-sample-fat-uuid", ("ls", "1A2B-3C4D:/EFI/debian"), golden="ls-sample-esp.txt"),
+    Case("ls-lvm-vg-lv", ("ls", "{lvm}", "vg-sys/root:/"), stdout=b"grub\nlost+found\nvolume-id\n"),
+    Case("cat-lvm-vg-lv", ("cat", "{lvm}", "vg-sys/multi-seg:/volume-id"), stdout=b"vg-sys/multi-seg\n"),
+    Case("cat-lvm-grub-device", ("cat", "{lvm}", "(lvm/vg--sys-root)/volume-id"), stdout=b"vg-sys/root\n"),
     Case("ls-sample-searches-volumes", ("ls", "/grub"), golden="ls-sample-grub.txt"),
     Case("ls-sample-relative", ("ls", "grub"), golden="ls-sample-grub.txt"),
     # -- ls: output forms ----------------------------------------------------------------
@@ -162,6 +166,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "fat16": str(fixture_path("fat/fat16.img.gz")),
         "fat4k": str(fixture_path("fat/fat12-4k.img.gz")),
         "iso": str(fixture_path("iso9660/rr-joliet.iso.gz")),
+        "lvm": str(fixture_path("volume/lvm.img.gz")),
         "dir": str(tree),
         "missing": str(root / "missing.img"),
     }
