@@ -76,7 +76,7 @@ def test_level_bomb_in_a_root_item() -> None:
     img = PatchedImage("rootdir")
     _patch_item(img, 0, (5, BTRFS_ROOT_ITEM_KEY, 0), ROOT_ITEM_LEVEL, bytes([100]))
     fs = img.open()
-    with pytest.raises(LimitExceeded, match="fs tree 5 block .*: 100 exceeds the max_tree_depth limit of 16"):
+    with pytest.raises(LimitExceeded, match=r"fs tree 5 block .*: 100 exceeds the max_tree_depth limit of 16"):
         fs.lookup("/grub")
 
 
