@@ -232,24 +232,30 @@ class MappedSource(_Base):
             if r.source is not None and offset + length <= r.start + r.length:
                 # Fast path (most reads of a file): inside one run, one pread and no copy.
                 return r.source.pread(r.source_offset + (offset - r.start), length)
-        out = bytearray(length)
+        # Across runs and holes: one pread per run, zeros for gaps, one join (one copy).
+        parts: list[bytes] = []
         pos = offset
         stop = offset + length
         i = max(i, 0)
-        while pos < stop and i < len(runs):
-            r = runs[i]
-            if r.start + r.length <= pos:
+        while pos < stop:
+            run = runs[i] if i < len(runs) else None
+            if run is not None and run.start + run.length <= pos:
                 i += 1
                 continue
-            if r.start >= stop:
+            if run is None or run.start >= stop:
+                parts.append(bytes(stop - pos))
                 break
-            lo = max(pos, r.start)
-            hi = min(stop, r.start + r.length)
-            if r.source is not None:
-                out[lo - offset : hi - offset] = r.source.pread(r.source_offset + (lo - r.start), hi - lo)
+            if run.start > pos:
+                parts.append(bytes(run.start - pos))
+                pos = run.start
+            hi = min(stop, run.start + run.length)
+            if run.source is not None:
+                parts.append(run.source.pread(run.source_offset + (pos - run.start), hi - pos))
+            else:
+                parts.append(bytes(hi - pos))
             pos = hi
             i += 1
-        return bytes(out)
+        return b"".join(parts)
 
 
 class BlockSource(_Base):

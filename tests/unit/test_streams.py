@@ -128,3 +128,28 @@ def test_any_read_is_data_or_corrupt_structure(data: bytes, off: int, n: int) ->
         assert off < 0 or n < 0 or off + n > len(data)
     else:
         assert got == data[off : off + n]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 8), st.integers(1, 24), st.booleans(), st.integers(0, 200)), max_size=12),
+    st.data(),
+)
+def test_mapped_source_matches_a_model(layout: list[tuple[int, int, bool, int]], data: st.DataObject) -> None:
+    # Any reads (inside one run: the fast path; across runs and holes: the joined path)
+    # equal a plain bytearray model of the mapping.
+    backing = BytesSource(bytes((i * 7 + 3) % 256 for i in range(256)), "b")
+    runs, pos = [], 0
+    model = bytearray()
+    for gap, length, hole, src_off in layout:
+        pos += gap
+        model += bytes(gap)
+        src_off = min(src_off, backing.size - length)
+        runs.append(Run(pos, length, None if hole else backing, src_off))
+        model += bytes(length) if hole else backing.data[src_off : src_off + length]
+        pos += length
+    size = pos + data.draw(st.integers(0, 8))
+    model += bytes(size - len(model))
+    src = MappedSource(size, runs, "m")
+    offset = data.draw(st.integers(0, size))
+    length = data.draw(st.integers(0, size - offset))
+    assert src.pread(offset, length) == bytes(model[offset : offset + length])
