@@ -11,6 +11,8 @@
 #                     LV whose two segments live on different disks
 #   lvm-wholedisk.img a PV on the whole disk (no table), a 60 KiB metadata area that
 #                     LVM has cycled through (the current copy sits back at the start)
+#   SHA256SUMS        the expected contents of every volume that holds a filesystem,
+#                     hashed from the files that were written into it
 #   mbr-tiny.bin, gpt-tiny.bin
 #                     small raw tables (fuzzing seeds); vg-sys.lvmtext: a metadata copy
 #
@@ -87,11 +89,8 @@ part_size() { part_field "$1" "$2" size; }
 quiet() { # run an LVM command; show its chatter (device-mapper warnings ...) only if it fails
     "$@" >"$work/cmd.log" 2>&1 || { cat "$work/cmd.log" >&2; return 1; }
 }
-attach() { # IMAGE -> loop device (read-write, for creation only)
-    local l
-    l=$(losetup -f --show "$1")
-    loops+=("$l")
-    echo "$l"
+record() { # VOLUME FILE: the expected bytes of a volume, for tests/data/volume/SHA256SUMS
+    printf '%s  %s\n' "$(sha256sum < "$2" | cut -d' ' -f1)" "$1" >> "$work/SHA256SUMS"
 }
 finish() { # IMAGE NAME
     gzip -9 -n -c "$1" > "$out/$2.gz"
@@ -117,7 +116,7 @@ mkfat "$work/p2" 2048 MBR-ESP 5eed0002 "mbr-logical p2"
 mkext ext3 "$work/p5" 4096 mbr-ext3 2b9a5c8e-1d2f-4a6b-9c0d-1e2f3a4b5c65 "mbr-logical p5"
 mkswp "$work/p6" 2048 mbr-swap 2b9a5c8e-1d2f-4a6b-9c0d-1e2f3a4b5c66
 mkext ext2 "$work/p7" 4096 mbr-ext2 2b9a5c8e-1d2f-4a6b-9c0d-1e2f3a4b5c67 "mbr-logical p7"
-for n in 1 2 5 6 7; do place "$work/p$n" "$img" "$(part_start "$img" "$n")"; done
+for n in 1 2 5 6 7; do place "$work/p$n" "$img" "$(part_start "$img" "$n")"; record "mbr-logical.img:disk0p$n" "$work/p$n"; done
 finish "$img" mbr-logical.img
 
 # ---------------------------------------------------------------- gpt.img
@@ -134,7 +133,7 @@ sgdisk -o -U 7A3B9C1D-2E4F-4A5B-8C6D-7E8F9A0B1C2D \
 mkfat "$work/g2" 4096 GPT-ESP 5eed0102 "gpt p2"
 mkext ext4 "$work/g3" 6144 gpt-boot 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e63 "gpt p3"
 mkswp "$work/g5" 2048 gpt-swap 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e65
-for n in 2 3 5; do place "$work/g$n" "$img" "$(part_start "$img" "$n")"; done
+for n in 2 3 5; do place "$work/g$n" "$img" "$(part_start "$img" "$n")"; record "gpt.img:disk0p$n" "$work/g$n"; done
 finish "$img" gpt.img
 
 # ---------------------------------------------------------------- gpt-4k.img
@@ -157,6 +156,8 @@ mkfat "$work/k1" 4096 ESP-4K 5eed4096 "gpt-4k p1" 4096
 mkext ext4 "$work/k2" 6144 root-4k 4b4b4b4b-4096-4c4c-8d8d-000000000002 "gpt-4k p2" 4096
 place "$work/k1" "$img" "$k1" 4096
 place "$work/k2" "$img" "$k2" 4096
+record gpt-4k.img:disk0p1 "$work/k1"
+record gpt-4k.img:disk0p2 "$work/k2"
 finish "$img" gpt-4k.img
 
 # ---------------------------------------------------------------- lvm.img
@@ -172,6 +173,7 @@ type=8e
 EOF
 mkext ext4 "$work/l1" 8192 lvm-boot 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c81 "lvm p1"
 place "$work/l1" "$img" "$(part_start "$img" 1)"
+record lvm.img:disk0p1 "$work/l1"
 p2=$(part_start "$img" 2)
 p2size=$(part_size "$img" 2)
 pv=$(losetup -f --show -o $((p2 * 512)) --sizelimit $((p2size * 512)) "$img")
@@ -196,6 +198,9 @@ map="$pv=$img@$((p2 * 512))"
 python3 "$here/lvm_write_lv.py" --devices "$pv" --map "$map" vg-sys/root "$work/lv-root"
 python3 "$here/lvm_write_lv.py" --devices "$pv" --map "$map" vg-sys/my-swap "$work/lv-swap"
 python3 "$here/lvm_write_lv.py" --devices "$pv" --map "$map" vg-sys/multi-seg "$work/lv-multi"
+record lvm.img:vg-sys/root "$work/lv-root"
+record lvm.img:vg-sys/my-swap "$work/lv-swap"
+record lvm.img:vg-sys/multi-seg "$work/lv-multi"
 python3 - "$img" $((p2 * 512)) "$out/vg-sys.lvmtext" <<'PY'
 import struct, sys  # the current metadata copy, as LVM wrote it on the PV
 f = open(sys.argv[1], "rb"); base = int(sys.argv[2])
@@ -234,6 +239,8 @@ mkext ext4 "$work/lv-span" 20480 span 6e7f8091-a2b3-4c4d-8e5f-60718293a4b2 "data
 map="$d0=$work/s0.img@$o,$d1=$work/s1.img@$o"
 python3 "$here/lvm_write_lv.py" --devices "$d0,$d1" --map "$map" data/stripes "$work/lv-stripes"
 python3 "$here/lvm_write_lv.py" --devices "$d0,$d1" --map "$map" data/span "$work/lv-span"
+record lvm-striped:data/stripes "$work/lv-stripes"
+record lvm-striped:data/span "$work/lv-span"
 for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 loops=()
 finish "$work/s0.img" lvm-striped-0.img
@@ -242,7 +249,7 @@ finish "$work/s1.img" lvm-striped-1.img
 # ---------------------------------------------------------------- lvm-wholedisk.img
 img=$work/w.img
 truncate -s 16M "$img"
-dev=$(attach "$img")
+dev=$(losetup -f --show "$img"); loops+=("$dev")
 L=(--devices "$dev" --driverloaded n)
 quiet pvcreate -q "${L[@]}" -u pVwhol-eDis-kAAA-BBBB-CCCC-DDDD-EEEEEE --norestorefile \
     --metadatasize 32k --dataalignment 32k "$dev"
@@ -256,6 +263,7 @@ python3 "$here/lvm_pin_ids.py" "$work/wrap.txt" "$work/wrap-pinned.txt"
 quiet vgcfgrestore -q "${L[@]}" -f "$work/wrap-pinned.txt" wrap-vg
 mkext ext4 "$work/lv-one" 8192 lv-one 7f8091a2-b3c4-4d5e-8f60-718293a4b5c1 "wrap-vg/lv-one"
 python3 "$here/lvm_write_lv.py" --devices "$dev" --map "$dev=$img" wrap-vg/lv-one "$work/lv-one"
+record lvm-wholedisk.img:wrap-vg/lv-one "$work/lv-one"
 for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 loops=()
 finish "$img" lvm-wholedisk.img
@@ -281,4 +289,5 @@ sgdisk -o -a 1 -U 00000000-0000-4000-8000-00000000beef -n 1:34:+8 -t 1:8300 -c 1
     -u 1:00000000-0000-4000-8000-0000000000b1 -n 3:0:+8 -t 3:EF00 -u 3:00000000-0000-4000-8000-0000000000b3 \
     "$t" >/dev/null
 cp "$t" "$out/gpt-tiny.bin"
+cp "$work/SHA256SUMS" "$out/SHA256SUMS"
 ls -l "$out"
