@@ -223,9 +223,10 @@ def _load_grub2(req: LoadRequest) -> BootMenu:
 def _probe_grub2(text: str) -> int:
     head = text[:65536]
     score = 0
-    for word in ("menuentry", "submenu", "blscfg", "insmod", "search ", "configfile", "set root=", "linux16 "):
+    for word, weight in (("menuentry", 50), ("submenu", 30), ("blscfg", 50), ("insmod", 20), ("search ", 20),
+                         ("configfile", 20), ("set root=", 20), ("linux16 ", 20)):
         if word in head:
-            score += 20
+            score += weight
     return min(score, 100)
 
 
@@ -539,7 +540,7 @@ def discover_menu(files: BootFiles, *, limits: Limits, options: MenuOptions | No
                           "grub.cfg, menu.lst/grub.conf, extlinux.conf/syslinux.cfg/isolinux.cfg, /etc/lilo.conf, "
                           "/loader (systemd-boot) and /EFI/*/grub.cfg")
     skipped: list[str] = []
-    first: tuple[BootMenu, ConfigCandidate] | None = None
+    empty: list[tuple[BootMenu, ConfigCandidate, str]] = []
     first_error: Exception | None = None
     for cand in candidates:
         try:
@@ -550,14 +551,16 @@ def discover_menu(files: BootFiles, *, limits: Limits, options: MenuOptions | No
             first_error = first_error or exc
             skipped.append(f"{cand.display} ({cand.loader}) could not be used: {exc}")
             continue
-        if menu.items or cand is candidates[-1]:
-            if skipped:
-                menu = dataclasses.replace(menu, warnings=(*skipped, *menu.warnings))
+        if menu.items:
+            notes = [*skipped, *(note for _m, _c, note in empty)]
+            if notes:
+                menu = dataclasses.replace(menu, warnings=(*notes, *menu.warnings))
             return GuestMenu(menu, cand, candidates)
-        first = first or (menu, cand)
-        skipped.append(f"{cand.display} ({cand.loader}) has no menu entries; tried the next configuration")
-    if first is not None:
-        return GuestMenu(dataclasses.replace(first[0], warnings=(*skipped, *first[0].warnings)), first[1], candidates)
+        empty.append((menu, cand, f"{cand.display} ({cand.loader}) has no menu entries; tried the next configuration"))
+    if empty:
+        menu, cand, _note = empty[0]
+        notes = [*skipped, *(note for _m, _c, note in empty[1:])]
+        return GuestMenu(dataclasses.replace(menu, warnings=(*notes, *menu.warnings)), cand, candidates)
     assert first_error is not None
     raise first_error
 
