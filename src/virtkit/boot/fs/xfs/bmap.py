@@ -127,17 +127,26 @@ class _BmbtWalk:
             raise CorruptStructure(what, f"bmbt root holds {numrecs} entries, room for 1..{maxrecs}", got=numrecs)
         keys = struct.unpack_from(f">{numrecs}Q", fork, s.XFS_BMDR_HDR_SIZE)
         ptrs = struct.unpack_from(f">{numrecs}Q", fork, s.XFS_BMDR_HDR_SIZE + maxrecs * s.XFS_BMBT_KEY_SIZE)
-        self._children(keys, ptrs, level, None)
+        # Depth-first, left to right, without recursion: (block, expected level, key range).
+        stack: list[tuple[int, int, int, int | None]] = []
+        self._push_children(stack, keys, ptrs, level, None)
+        while stack:
+            fsb, child_level, lo, hi = stack.pop()
+            self._block(stack, fsb, child_level, lo, hi)
         return self.extents
 
-    def _children(self, keys: tuple[int, ...], ptrs: tuple[int, ...], level: int, hi: int | None) -> None:
+    def _push_children(
+        self, stack: list[tuple[int, int, int, int | None]], keys: tuple[int, ...], ptrs: tuple[int, ...], level: int, hi: int | None
+    ) -> None:
+        children = []
         for i, (key, ptr) in enumerate(zip(keys, ptrs)):
             child_hi = keys[i + 1] if i + 1 < len(keys) else hi
             if child_hi is not None and key >= child_hi:
                 raise CorruptStructure(f"{self.what} level {level}", "keys out of order", got=key)
-            self._block(ptr, level - 1, key, child_hi)
+            children.append((ptr, level - 1, key, child_hi))
+        stack.extend(reversed(children))
 
-    def _block(self, fsb: int, level: int, lo: int, hi: int | None) -> None:
+    def _block(self, stack: list[tuple[int, int, int, int | None]], fsb: int, level: int, lo: int, hi: int | None) -> None:
         what = f"{self.what} block {fsb:#x}"
         if fsb in self.visited:
             raise CorruptStructure(what, "bmbt block is referenced twice (a loop or a crossed tree)")
@@ -174,7 +183,7 @@ class _BmbtWalk:
         ptrs = struct.unpack_from(f">{n}Q", data, self.hdr_len + self.block_maxrecs * s.XFS_BMBT_KEY_SIZE)
         if keys[0] < lo:
             raise CorruptStructure(what, "bmbt node keys lie outside the key range that points at it", offset=byte)
-        self._children(keys, ptrs, level, hi)
+        self._push_children(stack, keys, ptrs, level, hi)
 
 
 def read_data_fork_extents(geo: XfsGeometry, source: ByteSource, inode: Dinode, limits: Limits) -> list[Extent]:

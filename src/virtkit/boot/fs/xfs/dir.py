@@ -52,6 +52,7 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _PAIR = struct.Struct(">II")
+_MIN_ENTRY = 16  # inumber + namelen + a 1-byte name + tag, rounded up to 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +359,7 @@ class XfsDirectory:
             where = f"{self.what}: data entry"
             if end - pos < s.XFS_DIR2_DATA_ALIGN or pos % s.XFS_DIR2_DATA_ALIGN:
                 raise CorruptStructure(where, "entry straddles the end of the entry area", offset=byte + pos)
-            if _U16.unpack_from(data, pos)[0] == s.XFS_DIR2_DATA_FREE_TAG:
+            if _U16.unpack_from(data, pos)[0] == s.XFS_DIR2_DATA_FREE_TAG:  # an unused region (>= 8 bytes)
                 if only_one:
                     raise CorruptStructure(where, "leaf points at an unused entry", offset=byte + pos)
                 length = _U16.unpack_from(data, pos + 2)[0]
@@ -368,6 +369,8 @@ class XfsDirectory:
                     raise CorruptStructure(where, "unused region tag does not match its offset", offset=byte + pos)
                 pos += length
                 continue
+            if end - pos < _MIN_ENTRY:
+                raise CorruptStructure(where, "entry straddles the end of the entry area", offset=byte + pos)
             ino = _U64.unpack_from(data, pos)[0]
             namelen = data[pos + 8]
             size = (8 + 1 + namelen + ft + 2 + 7) & ~7
