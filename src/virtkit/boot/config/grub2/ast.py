@@ -1,0 +1,165 @@
+"""The syntax tree of a GRUB 2 script: frozen dataclasses, no behaviour.
+
+References:
+    grub-core/script/parser.y (GRUB 2.06): the grammar these nodes mirror.
+    grub-core/script/yylex.l: the argument part types (``GRUB_SCRIPT_ARG_TYPE_*``).
+
+A :class:`Word` is a list of parts, kept as GRUB keeps them so expansion can
+reproduce GRUB exactly:
+
+=================  ==========================================================
+part               GRUB arg type / meaning
+=================  ==========================================================
+``Lit(q="")``      TEXT: unquoted text, backslash escapes still in it
+``Lit(q="'")``     SQSTR: single-quoted text, literal
+``Lit(q='"')``     DQSTR: double-quoted text with ``\\$ \\\\ \\"`` already resolved
+``Var(quoted=F)``  VAR: ``$x``/``${x}``, value split on whitespace
+``Var(quoted=T)``  DQVAR: ``"$x"``, value kept whole
+``I18n``           GETTEXT: ``$"..."``, expanded at run time
+=================  ==========================================================
+
+A command's trailing ``{ ... }`` is a :class:`Block`: its exact raw text (what
+``menuentry`` stores and re-parses every time the entry runs) and the statements
+it parsed to (only used to report syntax errors when it is defined).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Block",
+    "Command",
+    "For",
+    "FunctionDef",
+    "I18n",
+    "If",
+    "Lit",
+    "Part",
+    "Stmt",
+    "Unit",
+    "Var",
+    "While",
+    "Word",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    """Literal text.  ``q`` is "" (unquoted, raw escapes), "'" or '"'."""
+
+    text: str
+    q: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    """A variable reference: a name, a positional number or one of ``? # * @``."""
+
+    name: str
+    quoted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class I18n:
+    """A ``$"..."`` string (gettext); ``text`` as the lexer left it."""
+
+    text: str
+
+
+Part = Lit | Var | I18n
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a command: its parts and where it starts (offset in the ScriptText)."""
+
+    parts: tuple[Part, ...]
+    pos: int = 0
+    raw: str = ""
+
+    @property
+    def is_plain(self) -> bool:
+        """True if the word is unquoted literal text without escapes or variables."""
+        return len(self.parts) == 1 and isinstance(self.parts[0], Lit) and self.parts[0].q == "" and "\\" not in self.parts[0].text
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A ``{ ... }`` block argument: the raw text between the braces and its statements."""
+
+    text: str
+    body: tuple[Stmt, ...]
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A simple command: words, an optional trailing block, its source offset."""
+
+    words: tuple[Word, ...]
+    block: Block | None = None
+    pos: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class If:
+    """``if c1; then b1; elif c2; then b2; else b3; fi``: (condition, body) pairs + else."""
+
+    branches: tuple[tuple[tuple[Stmt, ...], tuple[Stmt, ...]], ...]
+    orelse: tuple[Stmt, ...] | None
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class For:
+    """``for NAME in WORDS; do BODY; done``."""
+
+    var: str
+    words: tuple[Word, ...]
+    body: tuple[Stmt, ...]
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class While:
+    """``while COND; do BODY; done`` (``until`` when ``until`` is True)."""
+
+    cond: tuple[Stmt, ...]
+    body: tuple[Stmt, ...]
+    until: bool = False
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionDef:
+    """``function NAME { BODY; }`` (only at the top level of a script)."""
+
+    name: str
+    body: tuple[Stmt, ...]
+    pos: int = 0
+
+
+Stmt = Command | If | For | While
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What GRUB parses and then runs in one go: one line plus the lines an open construct pulls in.
+
+    Attributes:
+        stmts: the statements, in order (empty if the unit failed to parse).
+        functions: functions defined while parsing (GRUB defines them even if a later
+            part of the same unit is a syntax error).
+        error: the syntax error message, or None.
+        error_pos: offset of the token where the error was detected.
+        start: offset of the unit's first character; end: just past its last line.
+    """
+
+    stmts: tuple[Stmt, ...]
+    functions: tuple[FunctionDef, ...] = ()
+    error: str | None = None
+    error_pos: int = 0
+    start: int = 0
+    end: int = 0

@@ -1,0 +1,337 @@
+"""The GRUB 2 script parser: tokens -> units of statements, with GRUB's error recovery.
+
+References:
+    grub-core/script/parser.y (GRUB 2.06): the grammar, quoted rule by rule below.
+    grub-core/script/lexer.c ``grub_script_lexer_yywrap``: a parse ends at the end of
+    a line unless a construct is open (``lexerstate->refs``) or a quote is unfinished.
+    grub-core/normal/main.c ``read_config_file``: parse one unit, run it, read the next.
+
+GRUB does not parse a file as a whole.  It reads one line, parses it - pulling in
+more lines only while an ``if``/``for``/``while``/``until``/``function``/``{`` is
+open - runs what it parsed, and goes on with the next line.  A :class:`Unit` is
+that piece.  A syntax error makes the whole unit fail; the lexer stops reading
+at the line where the error was detected, so parsing resumes on the *next*
+physical line: the rest of a broken block then runs as top-level statements.
+
+Grammar (parser.y, simplified to what is accepted)::
+
+    script     : newlines0 | script statement delimiter newlines0
+    statement  : command | function
+    command    : grubcmd | ifcmd | forcmd | whilecmd | untilcmd
+    grubcmd    : word arguments0 block0          word: NAME | WORD
+    argument   : word | any reserved word except [[ ]]
+    block      : "{" commands1 delimiters0 "}"
+    commands1  : newlines0 command | commands1 delimiters1 command
+    delimiter  : ";" | "\\n"          delimiters1: delimiter "\\n"*
+    function   : "function" NAME newlines0 "{" commands1 delimiters1 "}"
+    ifcmd      : "if" ifclause "fi"
+    ifclause   : commands1 delimiters1 "then" commands1 delimiters1
+                 [ "else" commands1 delimiters1 | "elif" ifclause ]
+    forcmd     : "for" NAME "in" arguments0 delimiters1 "do" commands1 delimiters1 "done"
+    whilecmd   : "while" commands1 delimiters1 "do" commands1 delimiters1 "done"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from virtkit.boot.config.grub2.ast import Block, Command, For, FunctionDef, If, Stmt, Unit, While, Word
+from virtkit.boot.config.grub2.lexer import Lexer
+from virtkit.boot.config.grub2.tokens import ScriptText, Token, TokenKind
+
+__all__ = ["describe_token", "iter_units", "parse_all"]
+
+_ARG_KINDS = frozenset(
+    {
+        TokenKind.WORD, TokenKind.NAME, TokenKind.CASE, TokenKind.DO, TokenKind.DONE,
+        TokenKind.ELIF, TokenKind.ELSE, TokenKind.ESAC, TokenKind.FI, TokenKind.FOR,
+        TokenKind.IF, TokenKind.IN, TokenKind.SELECT, TokenKind.THEN, TokenKind.UNTIL,
+        TokenKind.WHILE, TokenKind.FUNCTION,
+    }
+)
+_CMD_START = frozenset({TokenKind.WORD, TokenKind.NAME, TokenKind.IF, TokenKind.FOR, TokenKind.WHILE, TokenKind.UNTIL})
+_DELIMS = frozenset({TokenKind.SEMI, TokenKind.NEWLINE})
+
+_NO_GRAMMAR = {
+    TokenKind.SEMI2: "`;;` is not GRUB syntax",
+    TokenKind.AND: "`&&` is not GRUB syntax (GRUB has no && or ||; use if/then)",
+    TokenKind.OR: "`||` is not GRUB syntax (GRUB has no && or ||; use if/then)",
+    TokenKind.PIPE: "unquoted `|`: GRUB has no pipes (quote it)",
+    TokenKind.AMP: "unquoted `&`: GRUB has no background jobs (quote it)",
+    TokenKind.LT: "unquoted `<`: GRUB has no redirection (quote it: \"<\")",
+    TokenKind.GT: "unquoted `>`: GRUB has no redirection (quote it: \">\")",
+    TokenKind.LSQBR2: "`[[` is not GRUB syntax (use `[`)",
+    TokenKind.RSQBR2: "`]]` is not GRUB syntax (use `]`)",
+    TokenKind.CASE: "`case` is not supported by GRUB",
+    TokenKind.ESAC: "`esac` is not supported by GRUB",
+    TokenKind.SELECT: "`select` is not supported by GRUB",
+}
+
+
+def describe_token(tok: Token) -> str:
+    """How an error message names a token."""
+    if tok.kind is TokenKind.NEWLINE:
+        return "end of line"
+    if tok.kind is TokenKind.EOF:
+        return "end of input"
+    text = tok.text if len(tok.text) <= 40 else tok.text[:37] + "..."
+    return f"`{text}`"
+
+
+class _SyntaxError(Exception):
+    def __init__(self, message: str, tok: Token, *, unit_eof: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.tok = tok
+        self.unit_eof = unit_eof
+
+
+class _UnitParser:
+    """Recursive descent over one unit; ``depth`` plays the role of GRUB's ``refs``."""
+
+    def __init__(self, lexer: Lexer) -> None:
+        self.lex = lexer
+        self.text = lexer.text
+        self.la: Token | None = None
+        self.after_newline = False
+        self.depth = 0
+        self.functions: list[FunctionDef] = []
+        self.open: list[tuple[str, int]] = []  # constructs open, for EOF messages
+
+    # -- token plumbing ------------------------------------------------------
+
+    def peek(self) -> Token:
+        if self.la is None:
+            if self.after_newline and self.depth == 0:
+                p = self.lex.pos
+                self.la = Token(TokenKind.EOF, p, p, "unit")
+            else:
+                tok = self.lex.next_token()
+                self.after_newline = tok.kind is TokenKind.NEWLINE
+                self.la = tok
+        return self.la
+
+    def advance(self) -> Token:
+        tok = self.peek()
+        self.la = None
+        return tok
+
+    def fail(self, tok: Token, expected: str = "") -> _SyntaxError:
+        if tok.kind is TokenKind.BAD:
+            return _SyntaxError(tok.text, tok)
+        if tok.kind is TokenKind.EOF:
+            if tok.text == "unit":
+                return _SyntaxError(f"unexpected end of line{', expected ' + expected if expected else ''}", tok, unit_eof=True)
+            if self.open:
+                what, pos = self.open[-1]
+                line = self.lex.script.location(pos).line
+                return _SyntaxError(f"unexpected end of file: {what} opened at line {line} is never closed", tok)
+            return _SyntaxError("unexpected end of file", tok)
+        if tok.kind in _NO_GRAMMAR:
+            return _SyntaxError(_NO_GRAMMAR[tok.kind], tok)
+        msg = f"syntax error: unexpected {describe_token(tok)}"
+        if expected:
+            msg += f", expected {expected}"
+        return _SyntaxError(msg, tok)
+
+    def expect(self, kind: TokenKind, expected: str) -> Token:
+        tok = self.peek()
+        if tok.kind is not kind:
+            raise self.fail(tok, expected)
+        return self.advance()
+
+    def skip_newlines(self) -> None:
+        while self.peek().kind is TokenKind.NEWLINE:
+            self.advance()
+
+    # -- grammar -------------------------------------------------------------
+
+    def script(self) -> list[Stmt]:
+        stmts: list[Stmt] = []
+        self.skip_newlines()
+        while True:
+            tok = self.peek()
+            if tok.kind is TokenKind.EOF:
+                if tok.text != "unit" and self.depth:
+                    raise self.fail(tok)
+                return stmts
+            if tok.kind is TokenKind.FUNCTION:
+                self.function()
+            else:
+                stmts.append(self.command())
+            tok = self.peek()
+            if tok.kind not in _DELIMS:
+                raise self.fail(tok, "`;` or end of line")
+            self.advance()
+            self.skip_newlines()
+
+    def command(self) -> Stmt:
+        tok = self.peek()
+        kind = tok.kind
+        if kind is TokenKind.WORD or kind is TokenKind.NAME:
+            return self.simple()
+        if kind is TokenKind.IF:
+            return self.if_cmd()
+        if kind is TokenKind.FOR:
+            return self.for_cmd()
+        if kind is TokenKind.WHILE or kind is TokenKind.UNTIL:
+            return self.while_cmd()
+        raise self.fail(tok, "a command")
+
+    def simple(self) -> Command:
+        first = self.advance()
+        words: list[Word] = [first.word]  # type: ignore[list-item]
+        while True:
+            tok = self.peek()
+            if tok.kind in _ARG_KINDS:
+                self.advance()
+                words.append(tok.word)  # type: ignore[arg-type]
+            else:
+                break
+        block = None
+        end = words[-1].pos + len(words[-1].raw)
+        if tok.kind is TokenKind.LBR:
+            block = self.block()
+            end = self.lex.pos
+        return Command(tuple(words), block, first.start, end)
+
+    def block(self) -> Block:
+        lbr = self.advance()
+        self.depth += 1
+        self.open.append(("`{`", lbr.start))
+        body, _ = self.commands1()
+        tok = self.peek()
+        if tok.kind is not TokenKind.RBR:
+            raise self.fail(tok, "`}`")
+        rbr = self.advance()
+        self.depth -= 1
+        self.open.pop()
+        return Block(self.text[lbr.end : rbr.start], tuple(body), lbr.start)
+
+    def commands1(self) -> tuple[list[Stmt], bool]:
+        """``commands1``; also says whether ``delimiters1`` followed the last command."""
+        self.skip_newlines()
+        cmds = [self.command()]
+        while True:
+            tok = self.peek()
+            if tok.kind not in _DELIMS:
+                return cmds, False
+            self.advance()
+            self.skip_newlines()
+            if self.peek().kind in _CMD_START:
+                cmds.append(self.command())
+                continue
+            return cmds, True
+
+    def delimited_list(self, expected: str) -> list[Stmt]:
+        cmds, delimited = self.commands1()
+        if not delimited:
+            raise self.fail(self.peek(), expected)
+        return cmds
+
+    def if_cmd(self) -> If:
+        tok = self.advance()
+        self.depth += 1
+        self.open.append(("`if`", tok.start))
+        branches, orelse = self.if_clause()
+        self.expect(TokenKind.FI, "`fi`")
+        self.depth -= 1
+        self.open.pop()
+        return If(tuple(branches), orelse, tok.start)
+
+    def if_clause(self) -> tuple[list[tuple[tuple[Stmt, ...], tuple[Stmt, ...]]], tuple[Stmt, ...] | None]:
+        branches: list[tuple[tuple[Stmt, ...], tuple[Stmt, ...]]] = []
+        while True:
+            cond = self.delimited_list("`;` or end of line before `then`")
+            self.expect(TokenKind.THEN, "`then`")
+            body = self.delimited_list("`;` or end of line")
+            branches.append((tuple(cond), tuple(body)))
+            tok = self.peek()
+            if tok.kind is TokenKind.ELSE:
+                self.advance()
+                orelse = self.delimited_list("`;` or end of line before `fi`")
+                return branches, tuple(orelse)
+            if tok.kind is TokenKind.ELIF:
+                self.advance()
+                continue
+            if tok.kind is TokenKind.FI:
+                return branches, None
+            raise self.fail(tok, "`fi`, `else` or `elif`")
+
+    def for_cmd(self) -> For:
+        tok = self.advance()
+        name = self.expect(TokenKind.NAME, "a variable name after `for`")
+        self.depth += 1
+        self.open.append(("`for`", tok.start))
+        self.expect(TokenKind.IN, "`in`")
+        words: list[Word] = []
+        while self.peek().kind in _ARG_KINDS:
+            words.append(self.advance().word)  # type: ignore[arg-type]
+        delim = self.peek()
+        if delim.kind not in _DELIMS:
+            raise self.fail(delim, "`;` or end of line before `do`")
+        self.advance()
+        self.skip_newlines()
+        self.expect(TokenKind.DO, "`do`")
+        body = self.delimited_list("`;` or end of line before `done`")
+        self.expect(TokenKind.DONE, "`done`")
+        self.depth -= 1
+        self.open.pop()
+        return For(name.text, tuple(words), tuple(body), tok.start)
+
+    def while_cmd(self) -> While:
+        tok = self.advance()
+        until = tok.kind is TokenKind.UNTIL
+        self.depth += 1
+        self.open.append((f"`{tok.text}`", tok.start))
+        cond = self.delimited_list("`;` or end of line before `do`")
+        self.expect(TokenKind.DO, "`do`")
+        body = self.delimited_list("`;` or end of line before `done`")
+        self.expect(TokenKind.DONE, "`done`")
+        self.depth -= 1
+        self.open.pop()
+        return While(tuple(cond), tuple(body), until, tok.start)
+
+    def function(self) -> None:
+        tok = self.advance()
+        name = self.expect(TokenKind.NAME, "a function name (letters, digits, `_`)")
+        self.depth += 1
+        self.open.append(("`function`", tok.start))
+        self.skip_newlines()
+        self.expect(TokenKind.LBR, "`{`")
+        body = self.delimited_list("`;` or end of line before the closing `}` of a function")
+        self.expect(TokenKind.RBR, "`}`")
+        self.depth -= 1
+        self.open.pop()
+        self.functions.append(FunctionDef(name.text, tuple(body), tok.start))
+
+
+def iter_units(script: ScriptText) -> Iterator[Unit]:
+    """Parse ``script`` unit by unit, recovering from syntax errors as GRUB does.
+
+    Yields:
+        Each :class:`Unit` in order; failed units carry ``error`` and no statements.
+    """
+    lexer = Lexer(script)
+    text = script.text
+    n = len(text)
+    while lexer.pos < n:
+        start = lexer.pos
+        parser = _UnitParser(lexer)
+        try:
+            stmts = parser.script()
+        except _SyntaxError as exc:
+            tok = exc.tok
+            if exc.unit_eof or tok.kind is TokenKind.EOF:
+                resume = max(lexer.pos, tok.start)
+            else:
+                resume = script.line_end(max(tok.start, tok.end - 1))
+            lexer.pos = max(resume, start + 1)
+            yield Unit((), tuple(parser.functions), exc.message, tok.start, start, lexer.pos)
+            continue
+        yield Unit(tuple(stmts), tuple(parser.functions), None, 0, start, lexer.pos)
+
+
+def parse_all(script: ScriptText) -> list[Unit]:
+    """All units of ``script`` (see :func:`iter_units`)."""
+    return list(iter_units(script))
