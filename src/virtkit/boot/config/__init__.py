@@ -194,30 +194,19 @@ def _simple_eval(fn: Callable[..., BootEntry]) -> Evaluator:
 
 
 def _eval_grub2(files: BootFiles, menu: BootMenu, path: tuple[int, ...], body: str, limits: Limits) -> BootEntry:
-    try:
-        from virtkit.boot.config.grub2 import evaluate_entry_body  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ConfigError(f"re-running an edited GRUB 2 entry is not available in this build ({exc})") from None
-    entry: BootEntry = evaluate_entry_body(files, menu, path, body, limits=limits)
-    return entry
+    from virtkit.boot.config.grub2 import evaluate_entry_body
+
+    return evaluate_entry_body(files, menu, path, body, limits=limits)
 
 
 def _load_grub2(req: LoadRequest) -> BootMenu:
-    device, path, options, cand = req.device, req.path, req.options, req.candidate
-    try:
-        from virtkit.boot.config.grub2 import Grub2Options, load_grub2_menu  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ConfigError(f"({device}){path}: the GRUB 2 interpreter is not available in this build ({exc})") from None
-    kwargs: dict[str, object] = {}
-    platform = options.platform or (cand.platform if cand is not None else None)
-    if platform:
-        kwargs["platform"] = platform
-    if options.flavour:
-        kwargs["flavour"] = options.flavour
-    if options.variables:
-        kwargs["variables"] = dict(options.variables)
-    menu: BootMenu = load_grub2_menu(req.files, device, path, limits=req.limits, options=Grub2Options(**kwargs))
-    return menu
+    from virtkit.boot.config.grub2 import Grub2Options, load_grub2_menu
+
+    options, cand = req.options, req.candidate
+    platform = options.platform or (cand.platform if cand is not None else None) or "pc"
+    grub_options = Grub2Options(platform=platform, flavour=options.flavour or "auto",
+                                variables=dict(options.variables))
+    return load_grub2_menu(req.files, req.device, req.path, limits=req.limits, options=grub_options)
 
 
 def _probe_grub2(text: str) -> int:
