@@ -142,25 +142,37 @@ def _random_script(rng: random.Random, label: str, path: str) -> str:
         for n in range(1, primaries + 1):
             size = rng.randint(1, 64) * 8
             boot = ", bootable" if rng.random() < 0.3 else ""
-            lines.append(f"{path}{n} : start={pos}, size={size}, type={rng.choice(['83', '82', 'c', '8e', 'fd', '7'])}{boot}")
+            lines.append(
+                f"{path}{n} : start={pos}, size={size}, type={rng.choice(['83', '82', 'c', '8e', 'fd', '7'])}{boot}"
+            )
             pos += size + rng.randint(0, 16) * 8
         if rng.random() < 0.7:
             ext_n = primaries + 1
             logicals = rng.randint(1, 8)
             ext_start = pos
-            lines.append(f"{path}{ext_n} : start={ext_start}, size={(logicals + 1) * 1024}, type={rng.choice(['5', 'f', '85'])}")
+            lines.append(
+                f"{path}{ext_n} : start={ext_start}, size={(logicals + 1) * 1024}, type={rng.choice(['5', 'f', '85'])}"
+            )
             lpos = ext_start + 8
             for i in range(logicals):
                 size = rng.randint(1, 100)
                 lines.append(f"{path}{5 + i} : start={lpos}, size={size}, type={rng.choice(['83', '82', '8e'])}")
                 lpos += size + 8
     else:
-        lines.insert(1, f"label-id: {rng.choice(['', '1'])}{rng.getrandbits(28):07X}-1111-4222-8333-{rng.getrandbits(48):012X}")
+        lines.insert(
+            1, f"label-id: {rng.choice(['', '1'])}{rng.getrandbits(28):07X}-1111-4222-8333-{rng.getrandbits(48):012X}"
+        )
         pos = 2048
         for n in sorted(rng.sample(range(1, 40), rng.randint(1, 12))):
             size = rng.randint(1, 64) * 8
-            t = rng.choice(["0FC63DAF-8483-4772-8E79-3D69D8477DE4", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
-                            "E6D6D379-F507-44C2-A23C-238F2A3DF928", "21686148-6449-6E6F-744E-656564454649"])
+            t = rng.choice(
+                [
+                    "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+                    "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                    "E6D6D379-F507-44C2-A23C-238F2A3DF928",
+                    "21686148-6449-6E6F-744E-656564454649",
+                ]
+            )
             name = rng.choice(["", "root", "boot", "a b", "ünï"])
             attrs = rng.choice(["", ", attrs=LegacyBIOSBootable", ", attrs=RequiredPartition"])
             lines.append(f'{path}{n} : start={pos}, size={size}, type={t}, name="{name}"{attrs}')
@@ -234,7 +246,9 @@ def _attach_readonly(image: str, offset: int, size: int) -> str:
     return run("losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), image).strip()
 
 
-@pytest.mark.parametrize("names", [("lvm.img",), ("lvm-striped-0.img", "lvm-striped-1.img"), ("lvm-wholedisk.img",)], ids="+".join)
+@pytest.mark.parametrize(
+    "names", [("lvm.img",), ("lvm-striped-0.img", "lvm-striped-1.img"), ("lvm-wholedisk.img",)], ids="+".join
+)
 def test_lvs_match_lvm(names, tmp_path):
     require_tool("lvs", "losetup")
     if not is_root():
@@ -254,13 +268,32 @@ def test_lvs_match_lvm(names, tmp_path):
                         pytest.skip(f"cannot attach a loop device here: {exc}")
             report = json.loads(
                 run(
-                    "lvs", "--devices", ",".join(loops), "--readonly", "--driverloaded", "n", "--reportformat", "json",
-                    "--units", "b", "--nosuffix", "-o", "vg_name,vg_uuid,lv_name,lv_uuid,lv_size,segtype,vg_seqno",
+                    "lvs",
+                    "--devices",
+                    ",".join(loops),
+                    "--readonly",
+                    "--driverloaded",
+                    "n",
+                    "--reportformat",
+                    "json",
+                    "--units",
+                    "b",
+                    "--nosuffix",
+                    "-o",
+                    "vg_name,vg_uuid,lv_name,lv_uuid,lv_size,segtype,vg_seqno",
                     env=env,
                 )
             )["report"][0]["lv"]
             theirs = {  # one row per segment: segtype is a segment field
-                (r["vg_name"], r["vg_uuid"], r["lv_name"], r["lv_uuid"], int(r["lv_size"]), r["segtype"], int(r["vg_seqno"]))
+                (
+                    r["vg_name"],
+                    r["vg_uuid"],
+                    r["lv_name"],
+                    r["lv_uuid"],
+                    int(r["lv_size"]),
+                    r["segtype"],
+                    int(r["vg_seqno"]),
+                )
                 for r in report
             }
             ours = [

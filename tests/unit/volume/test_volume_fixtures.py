@@ -78,21 +78,81 @@ def test_gpt_with_names_attributes_and_an_unused_slot():
         s = g.storage
         assert table(s) == [
             ("disk0", ("hd0",), 0, 24 * MiB, "", None, None, False, "gpt"),
-            ("disk0p1", ("hd0,gpt1", "hd0,1"), 1 * MiB, 1 * MiB, "21686148-6449-6E6F-744E-656564454649",
-             "A1A1A1A1-0001-4000-8000-000000000001", "bios", False, None),
-            ("disk0p2", ("hd0,gpt2", "hd0,2"), 2 * MiB, 4 * MiB, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
-             "A1A1A1A1-0002-4000-8000-000000000002", "EFI System Partition", False, "vfat"),
-            ("disk0p3", ("hd0,gpt3", "hd0,3"), 6 * MiB, 6 * MiB, "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
-             "A1A1A1A1-0003-4000-8000-000000000003", "boot ✓ ünïcødé", True, "ext4"),
-            ("disk0p5", ("hd0,gpt5", "hd0,5"), 12 * MiB, 2 * MiB, "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F",
-             "A1A1A1A1-0005-4000-8000-000000000005", "swap", False, "swap"),
-            ("disk0p6", ("hd0,gpt6", "hd0,6"), 14 * MiB, 4 * MiB, "E6D6D379-F507-44C2-A23C-238F2A3DF928",
-             "A1A1A1A1-0006-4000-8000-000000000006", "empty lvm", False, None),
-            ("disk0p7", ("hd0,gpt7", "hd0,7"), 18 * MiB, 24 * MiB - 18 * MiB - 33 * 512,
-             "A19D880F-05FC-4D3B-A006-743F0F84911E", "A1A1A1A1-0007-4000-8000-000000000007", "raid", False, None),
+            (
+                "disk0p1",
+                ("hd0,gpt1", "hd0,1"),
+                1 * MiB,
+                1 * MiB,
+                "21686148-6449-6E6F-744E-656564454649",
+                "A1A1A1A1-0001-4000-8000-000000000001",
+                "bios",
+                False,
+                None,
+            ),
+            (
+                "disk0p2",
+                ("hd0,gpt2", "hd0,2"),
+                2 * MiB,
+                4 * MiB,
+                "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                "A1A1A1A1-0002-4000-8000-000000000002",
+                "EFI System Partition",
+                False,
+                "vfat",
+            ),
+            (
+                "disk0p3",
+                ("hd0,gpt3", "hd0,3"),
+                6 * MiB,
+                6 * MiB,
+                "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+                "A1A1A1A1-0003-4000-8000-000000000003",
+                "boot ✓ ünïcødé",
+                True,
+                "ext4",
+            ),
+            (
+                "disk0p5",
+                ("hd0,gpt5", "hd0,5"),
+                12 * MiB,
+                2 * MiB,
+                "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F",
+                "A1A1A1A1-0005-4000-8000-000000000005",
+                "swap",
+                False,
+                "swap",
+            ),
+            (
+                "disk0p6",
+                ("hd0,gpt6", "hd0,6"),
+                14 * MiB,
+                4 * MiB,
+                "E6D6D379-F507-44C2-A23C-238F2A3DF928",
+                "A1A1A1A1-0006-4000-8000-000000000006",
+                "empty lvm",
+                False,
+                None,
+            ),
+            (
+                "disk0p7",
+                ("hd0,gpt7", "hd0,7"),
+                18 * MiB,
+                24 * MiB - 18 * MiB - 33 * 512,
+                "A19D880F-05FC-4D3B-A006-743F0F84911E",
+                "A1A1A1A1-0007-4000-8000-000000000007",
+                "raid",
+                False,
+                None,
+            ),
         ]
         assert [v.type_name for v in s.volumes[1:]] == [
-            "BIOS boot", "EFI System", "Linux filesystem", "Linux swap", "Linux LVM", "Linux RAID"]
+            "BIOS boot",
+            "EFI System",
+            "Linux filesystem",
+            "Linux swap",
+            "Linux LVM",
+            "Linux RAID",
+        ]
         (d,) = s.disks
         assert (d.table, d.sector_size, d.disk_id, d.notes) == ("gpt", 512, "7A3B9C1D-2E4F-4A5B-8C6D-7E8F9A0B1C2D", ())
         assert check_sums(s, "gpt.img") == 3
@@ -103,10 +163,28 @@ def test_gpt_on_a_4k_sector_disk_is_detected():
         s = g.storage
         assert s.disks[0].sector_size == 4096
         assert table(s)[1:] == [
-            ("disk0p1", ("hd0,gpt1", "hd0,1"), 1 * MiB, 4 * MiB, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
-             "4B4B4B4B-0001-4000-8000-000000000001", "esp-4k", False, "vfat"),
-            ("disk0p2", ("hd0,gpt2", "hd0,2"), 5 * MiB, 6 * MiB, "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
-             "4B4B4B4B-0002-4000-8000-000000000002", "root-4k", False, "ext4"),
+            (
+                "disk0p1",
+                ("hd0,gpt1", "hd0,1"),
+                1 * MiB,
+                4 * MiB,
+                "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                "4B4B4B4B-0001-4000-8000-000000000001",
+                "esp-4k",
+                False,
+                "vfat",
+            ),
+            (
+                "disk0p2",
+                ("hd0,gpt2", "hd0,2"),
+                5 * MiB,
+                6 * MiB,
+                "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+                "4B4B4B4B-0002-4000-8000-000000000002",
+                "root-4k",
+                False,
+                "ext4",
+            ),
         ]
         assert check_sums(s, "gpt-4k.img") == 2
 
@@ -114,7 +192,9 @@ def test_gpt_on_a_4k_sector_disk_is_detected():
 def test_4k_disk_read_with_512_byte_sectors_finds_no_gpt():
     from virtkit.errors import CorruptStructure
 
-    with pytest.raises(CorruptStructure, match="GPT of disk0 at 0x200: the primary header at LBA 1 .* are both damaged"):
+    with pytest.raises(
+        CorruptStructure, match=r"GPT of disk0 at 0x200: the primary header at LBA 1 .* are both damaged"
+    ):
         open_guest([str(fixture_path("volume/gpt-4k.img.gz"))], limits=Limits(), sector_size=512)
 
 
@@ -137,7 +217,13 @@ def test_lvm_on_an_mbr_partition_with_refused_lvs():
         assert s.volumes[4].grub_names[0] == "lvm/vg--sys-my--swap"
         (vg,) = s.volume_groups
         assert (vg.name, vg.uuid, vg.extent_size, vg.pvs, vg.missing_pvs, vg.notes) == (
-            "vg-sys", VG_SYS, 4 * MiB, ("disk0p2",), (), ())
+            "vg-sys",
+            VG_SYS,
+            4 * MiB,
+            ("disk0p2",),
+            (),
+            (),
+        )
         assert [(lv.name, lv.size, lv.segment_types, lv.readable) for lv in vg.lvs] == [
             ("root", 12 * MiB, ("linear",), True),
             ("my-swap", 4 * MiB, ("linear",), True),

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from builders.gpt import LINUX_FS, LINUX_LVM, GptDisk, GptPart
 from builders.lvm import PV_UUID, LvSpec, PvImage, PvSpec, Seg, vg_text
-from builders.md import md_member
 from builders.mbr import chain_disk
+from builders.md import md_member
 from builders.storage import discover
 from virtkit.boot.volume.lvm.metadata import parse_metadata
 from virtkit.errors import VirtkitError
@@ -48,9 +48,18 @@ def _pv_disk() -> bytes:
 
 SEEDS = {
     "mbr-tiny": ((DATA / "mbr-tiny.bin").read_bytes(), [(0, 512), (16 * 512, 512), (29 * 512, 512), (41 * 512, 512)]),
-    "gpt-tiny": ((DATA / "gpt-tiny.bin").read_bytes(), [(0, 34 * 512), (len((DATA / "gpt-tiny.bin").read_bytes()) - 33 * 512, 33 * 512)]),
-    "ebr-chain": (chain_disk([(3000 + 20 * i, 10, 0x83) for i in range(6)], sectors=4096), [(0, 512), (2048 * 512, 512), (3019 * 512, 512)]),
-    "gpt": (GptDisk(sectors=4096).add(GptPart(LINUX_FS, 2048, 3000, name="x")).build(), [(0, 3 * 512), (4063 * 512, 33 * 512)]),
+    "gpt-tiny": (
+        (DATA / "gpt-tiny.bin").read_bytes(),
+        [(0, 34 * 512), (len((DATA / "gpt-tiny.bin").read_bytes()) - 33 * 512, 33 * 512)],
+    ),
+    "ebr-chain": (
+        chain_disk([(3000 + 20 * i, 10, 0x83) for i in range(6)], sectors=4096),
+        [(0, 512), (2048 * 512, 512), (3019 * 512, 512)],
+    ),
+    "gpt": (
+        GptDisk(sectors=4096).add(GptPart(LINUX_FS, 2048, 3000, name="x")).build(),
+        [(0, 3 * 512), (4063 * 512, 33 * 512)],
+    ),
     "lvm": (_pv_disk(), [(0, 2 * 512), (MiB, 2048), (MiB + 4096, 4096)]),
     "md": (bytes(md_member(2 * MiB, version="1.2", name="h:r")), [(4096, 512)]),
     "md0.90": (bytes(md_member(2 * MiB, version="0.90")), [(2 * MiB - 65536, 4096)]),
@@ -63,7 +72,7 @@ def check(raw: bytes) -> None:
     except VirtkitError:
         return
     for v in storage.volumes:
-        assert 0 <= v.size
+        assert v.size >= 0
         v.source.pread(0, min(v.size, 4096))
         if v.size:
             v.source.pread(v.size - 1, 1)
