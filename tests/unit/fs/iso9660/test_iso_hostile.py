@@ -384,3 +384,10 @@ def test_mutated_images_fail_cleanly(name: str, patches: list[tuple[int, int]]) 
         walk(fs.root(), [300])
     except VirtkitError:
         pass
+
+
+def test_limit_max_chain_length_descriptor_set() -> None:
+    # rr-joliet has a primary and a Joliet descriptor before its terminator.
+    assert open_bytes(image(), Limits(max_chain_length=2)).names == "rockridge"
+    with pytest.raises(LimitExceeded, match="volume descriptor set"):
+        open_bytes(image(), Limits(max_chain_length=1))
