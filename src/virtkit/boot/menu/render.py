@@ -89,12 +89,12 @@ def _tree(items: tuple[MenuItem, ...], prefix: tuple[int, ...], default: tuple[i
             out.append(f"{sub}initrd   {ref.display()}")
         if item.cmdline:
             out.append(f"{sub}cmdline  {item.cmdline_display}")
-        if not item.bootable:
-            why = why_not_bootable(item)
-            if why:
-                out.append(f"{sub}not bootable: {_s(why)}")
+        why = None if item.bootable else why_not_bootable(item)
+        if why:
+            out.append(f"{sub}not bootable: {_s(why)}")
         for note in item.notes:
-            out.append(f"{sub}note     {_s(note)}")
+            if _s(note) not in (why or ""):
+                out.append(f"{sub}note     {_s(note)}")
 
 
 def render_explain(menu: BootMenu, *, candidates: Sequence[ConfigCandidate] = (),
