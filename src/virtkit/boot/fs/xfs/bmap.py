@@ -34,7 +34,7 @@ from virtkit._streams import ByteSource, Run
 from virtkit.boot.fs.xfs import structs as s
 from virtkit.boot.fs.xfs.inode import Dinode
 from virtkit.boot.fs.xfs.superblock import XfsGeometry
-from virtkit.errors import CorruptStructure
+from virtkit.errors import CorruptStructure, InternalError
 from virtkit.limits import Limits
 
 __all__ = ["Extent", "ForkMap", "decode_extent_records", "extents_to_runs", "read_data_fork_extents"]
@@ -79,22 +79,48 @@ def decode_extent_records(geo: XfsGeometry, data: bytes, count: int, what: str, 
     if count * s.XFS_BMBT_REC_SIZE > len(data):
         raise CorruptStructure(what, f"{count} extent records overrun their {len(data)}-byte area", offset=offset)
     out: list[Extent] = []
+    # The common case is checked inline (this loop runs once per extent of every file);
+    # anything odd goes to _bad_record for the precise message.
+    agblklog = geo.ag_blklog
+    agmask = (1 << agblklog) - 1
+    ag_count, ag_blocks, dblocks, bs = geo.ag_count, geo.ag_blocks, geo.dblocks, geo.block_size
+    append = out.append
     for i, (l0, l1) in enumerate(_REC.iter_unpack(data[: count * s.XFS_BMBT_REC_SIZE])):
         startoff = (l0 >> 9) & _MASK54
         startblock = ((l0 & 0x1FF) << 43) | (l1 >> 21)
         blockcount = l1 & _MASK21
-        where = f"{what}: extent record {i}"
-        rec_off = offset + i * s.XFS_BMBT_REC_SIZE
-        if blockcount == 0:
-            raise CorruptStructure(where, "extent of zero blocks", offset=rec_off)
-        if startoff < prev_end:
-            raise CorruptStructure(where, f"extent at file block {startoff:#x} overlaps or precedes the previous one", offset=rec_off)
-        if startoff + blockcount > s.XFS_MAX_FILEOFF + 1:
-            raise CorruptStructure(where, "extent ends beyond the largest file offset", offset=rec_off)
-        byte = geo.fsb_to_byte(startblock, blockcount, where)
-        out.append(Extent(startoff, startblock, blockcount, bool(l0 >> 63), byte))
+        agno = startblock >> agblklog
+        agbno = startblock & agmask
+        linear = agno * ag_blocks + agbno
+        if (
+            blockcount == 0
+            or startoff < prev_end
+            or startoff + blockcount > s.XFS_MAX_FILEOFF + 1
+            or agno >= ag_count
+            or agbno + blockcount > ag_blocks
+            or linear + blockcount > dblocks
+        ):
+            _bad_record(
+                geo, what, i, offset + i * s.XFS_BMBT_REC_SIZE,
+                startoff=startoff, startblock=startblock, blockcount=blockcount, prev_end=prev_end,
+            )
+        append(Extent(startoff, startblock, blockcount, l0 >> 63 == 1, linear * bs))
         prev_end = startoff + blockcount
     return out
+
+
+def _bad_record(
+    geo: XfsGeometry, what: str, i: int, rec_off: int, *, startoff: int, startblock: int, blockcount: int, prev_end: int
+) -> None:
+    where = f"{what}: extent record {i}"
+    if blockcount == 0:
+        raise CorruptStructure(where, "extent of zero blocks", offset=rec_off)
+    if startoff < prev_end:
+        raise CorruptStructure(where, f"extent at file block {startoff:#x} overlaps or precedes the previous one", offset=rec_off)
+    if startoff + blockcount > s.XFS_MAX_FILEOFF + 1:
+        raise CorruptStructure(where, "extent ends beyond the largest file offset", offset=rec_off)
+    geo.fsb_to_byte(startblock, blockcount, where)  # raises with the AG detail
+    raise InternalError(f"{where}: the inline extent check and fsb_to_byte disagree")
 
 
 class _BmbtWalk:
