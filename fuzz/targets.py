@@ -271,7 +271,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("disk-sample", _disk_target("../../src/virtkit/data/sample-guest.img.gz", 1 << 20), _patch_seeds),
     Target("lvm-metadata", _text_target(_lvm_metadata), _file_seeds("tests/data/volume/*.lvmtext")),
     Target("ext4", _fs_target("ext4/ext4-default.img.gz", 1 << 20), _patch_seeds),
-    Target("xfs", _fs_target("xfs/xfs-v5.img.gz", 1 << 20), _patch_seeds),
+    Target("xfs", _fs_target("xfs/xfs-v5-4k.img.gz", 1 << 20), _patch_seeds),
     Target("btrfs", _fs_target("btrfs/btrfs-single.img.gz", 8 << 20), _patch_seeds),
     Target("fat", _fs_target("fat/fat32.img.gz", 1 << 20), _patch_seeds),
     Target("iso9660", _fs_target("iso9660/rr-joliet.iso.gz", 1 << 20), _patch_seeds),
