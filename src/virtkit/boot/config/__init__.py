@@ -524,7 +524,9 @@ def discover_menu(files: BootFiles, *, limits: Limits, options: MenuOptions | No
         return GuestMenu(load_menu(files, cand, limits=limits, options=opts), cand, (cand,))
     candidates = tuple(find_boot_configs(files, limits=limits, platform=opts.platform))
     if not candidates:
-        devs = ", ".join(f"({d.name}) {d.fs_type or '?'}" for d in files.devices()) or "none"
+        if not files.devices():
+            raise ConfigError("the guest has no readable filesystem, so no boot-loader configuration")
+        devs = ", ".join(f"({d.name}) {d.fs_type or '?'}" for d in files.devices())
         raise ConfigError(f"no boot-loader configuration found on the guest's filesystems ({devs}); looked for "
                           "grub.cfg, menu.lst/grub.conf, extlinux.conf/syslinux.cfg/isolinux.cfg, /etc/lilo.conf, "
                           "/loader (systemd-boot) and /EFI/*/grub.cfg")

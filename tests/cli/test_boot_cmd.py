@@ -1,0 +1,200 @@
+"""``virtkit boot [list|explain]``: one table row per case, goldens, every flag covered (meta-test at the end).
+
+Placeholders in argv: {legacy} {ext} {multi} {empty} {sdboot} (configuration trees written to temporary
+directories, read through HostDirectory as device hd0), {img} (tests/data/config/legacy-esp.img.gz: a real
+MBR disk with an ext2 /boot and a FAT ESP), {tmp} (the directory holding them).  No IMAGE means the bundled
+sample guest.  Goldens live in tests/golden/cli/boot/; ``pytest --regenerate-golden`` rewrites them.
+
+Options go before the ACTION word or after the IMAGEs (argparse does not mix options into a ``*``
+positional list), as for ``virtkit ls``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_golden, fixture_path
+from virtkit.cli.main import build_parser, main
+
+LEGACY = {
+    "grub/menu.lst": "default 1\ntimeout 5\ntitle Old\nroot (hd0,0)\nkernel /vmlinuz-old ro root=/dev/xvda1\n"
+                     "title New\nroot (hd0,0)\nkernel /vmlinuz-new ro root=/dev/xvda1 quiet\ninitrd /initrd-new\n"
+                     "title Xen\nkernel /xen.gz\nmodule /vmlinuz-new\n",
+    "vmlinuz-old": "", "vmlinuz-new": "", "initrd-new": "", "xen.gz": "",
+}
+EXT = {
+    "extlinux.conf": "UI menu.c32\nTIMEOUT 30\nDEFAULT lts\nLABEL virt\n MENU LABEL Linux ^virt\n LINUX vmlinuz-virt\n"
+                     " INITRD initramfs-virt\n APPEND root=/dev/xvda2\nLABEL lts\n MENU LABEL Linux lts\n"
+                     " LINUX vmlinuz-lts\n INITRD ucode.img,initramfs-lts\n APPEND root=/dev/xvda2 quiet\n",
+    "vmlinuz-virt": "", "initramfs-virt": "", "vmlinuz-lts": "", "initramfs-lts": "", "ucode.img": "",
+}
+MULTI = {
+    **LEGACY,
+    "boot/extlinux/extlinux.conf": "DEFAULT a\nLABEL a\n KERNEL ../../vmlinuz-new\n",
+    "etc/lilo.conf": "image=/vmlinuz-old\n label=lilo-old\n",
+}
+SDBOOT = {
+    "loader/loader.conf": "default b*\ntimeout 2\n",
+    "loader/entries/a.conf": "title A\nlinux /vmlinuz-new\noptions ro\n",
+    "loader/entries/b.conf": "title B\nlinux /vmlinuz-new\noptions ro single\n",
+    "vmlinuz-new": "",
+}
+SAMPLE = "no IMAGE given: using the bundled sample guest image"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    status: int = 0
+    golden: str | None = None  # stdout compared with tests/golden/cli/boot/<golden>
+    stdout: str | None = None  # regex stdout must match
+    stderr: str | None = None  # regex stderr must match (failing cases: the message)
+    json_default: str | None = None  # with --json: the default_path_str
+
+
+CASES = [
+    # -- actions -------------------------------------------------------------------------------
+    Case("list-is-the-default-action", ("boot", "{legacy}"), golden="legacy-list.txt"),
+    Case("list", ("boot", "list", "{legacy}"), golden="legacy-list.txt"),
+    Case("list-json", ("boot", "list", "{legacy}", "--json"), golden="legacy-list.json", json_default="1"),
+    Case("explain", ("boot", "explain", "{legacy}"), golden="legacy-explain.txt"),
+    Case("explain-json", ("boot", "explain", "{ext}", "--json"), json_default="1"),
+    Case("extlinux-list", ("boot", "{ext}"), golden="ext-list.txt"),
+    Case("extlinux-explain", ("boot", "explain", "{ext}"), golden="ext-explain.txt"),
+    Case("sdboot-list", ("boot", "list", "{sdboot}"), stdout=r"(?m)^\* \[0\] B  \(id b\.conf\)$"),
+    Case("several-configs-explained", ("boot", "explain", "{multi}"), golden="multi-explain.txt"),
+    Case("sample-guest", ("boot",), golden="sample-list.txt", stderr=SAMPLE),
+    Case("sample-guest-explain", ("boot", "explain"), stdout=r"configuration: grub2 \(hd0,gpt3\)/grub/grub\.cfg"),
+    Case("real-disk-image", ("boot", "explain", "{img}"), golden="image-explain.txt"),
+    Case("real-disk-image-json", ("boot", "list", "{img}", "--json"), json_default="1"),
+    Case("action-word-as-directory", ("boot", "list", "list"), golden="legacy-list.txt"),
+    # -- options -------------------------------------------------------------------------------
+    Case("entry-index", ("boot", "list", "{legacy}", "--entry", "0"), stdout=r"selected by --entry: \[0\] 'Old'\n$"),
+    Case("entry-title-explain", ("boot", "explain", "{legacy}", "--entry", "New"), stdout=r"--entry 'New' -> \[1\] 'New'"),
+    Case("entry-json", ("boot", "list", "{ext}", "--json", "--entry", "virt"),
+         stdout=r'"selection": \{\n    "spec": "virt",\n    "path": \[\n      0\n    \],'),
+    Case("entry-unknown", ("boot", "{legacy}", "--entry", "nope"), status=6,
+         stderr=r"--entry 'nope' matches nothing: nothing at the top level has the id or title 'nope'; choose one of: "
+                r"\[0\] 'Old' \[linux\], \[1\] 'New' \[linux\], \[2\] 'Xen' \[xen\]"),
+    Case("entry-unknown-explain", ("boot", "explain", "{legacy}", "--entry", "9"), status=6,
+         stderr=r"the top level has 3 item\(s\), no index 9"),
+    Case("config-forced", ("boot", "explain", "{multi}", "--config", "hd0:/etc/lilo.conf"),
+         stdout=r"configuration: lilo \(hd0\)/etc/lilo\.conf\n  chosen because: named by the operator \(lilo\.conf\)"),
+    Case("config-grub-syntax", ("boot", "{multi}", "--config", "(hd0)/boot/extlinux/extlinux.conf"),
+         stdout=r"^extlinux menu from \(hd0\)/boot/extlinux/extlinux\.conf"),
+    Case("config-bare-path", ("boot", "{multi}", "--config", "/etc/lilo.conf"), stdout=r"^lilo menu"),
+    Case("config-unknown-device", ("boot", "{multi}", "--config", "hd7:/x"), status=2,
+         stderr=r"--config hd7:/x: no device 'hd7'; devices: hd0"),
+    Case("config-missing", ("boot", "{multi}", "--config", "/nope.cfg"), status=2,
+         stderr=r"--config /nope\.cfg: no device has /nope\.cfg \(devices: hd0\)"),
+    Case("config-not-a-config", ("boot", "{multi}", "--config", "hd0:/vmlinuz-old"), status=5,
+         stderr=r"\(hd0\)/vmlinuz-old: not recognisable as a boot-loader configuration"),
+    Case("platform-efi", ("boot", "explain", "{legacy}", "--platform", "efi"), stdout=r"default: \[1\] 'New'"),
+    Case("platform-bad", ("boot", "{legacy}", "--platform", "arm"), status=2,
+         stderr=r"argument --platform: invalid choice: 'arm' \(choose from 'pc', 'xen', 'efi'\)"),
+    Case("flavour", ("boot", "{legacy}", "--flavour", "fedora"), golden="legacy-list.txt"),
+    Case("flavour-bad", ("boot", "{legacy}", "--flavour", "suse"), status=2, stderr=r"argument --flavour: invalid choice"),
+    Case("set-variable", ("boot", "{legacy}", "--set", "saved_entry=1", "--set", "x="), golden="legacy-list.txt"),
+    Case("set-bad", ("boot", "{legacy}", "--set", "no-equals"), status=2,
+         stderr=r"--set wants VAR=VALUE with a variable name of letters, digits and _, got 'no-equals'"),
+    Case("set-bad-name", ("boot", "{legacy}", "--set", "1x=2"), status=2, stderr=r"got '1x=2'"),
+    Case("limit", ("boot", "{legacy}", "--limit", "max_config_bytes=64"), status=3,
+         stderr=r"\(hd0\)/grub/menu\.lst: \d+ exceeds the max_config_bytes limit of 64 \(raise it with --max-config-bytes\)"),
+    Case("limit-menu-entries", ("boot", "{legacy}", "--limit", "max_menu_entries=2"), status=3,
+         stderr=r"3 exceeds the max_menu_entries limit of 2"),
+    Case("format-raw", ("boot", "--format", "raw", "{img}"), stdout=r"^grub-legacy menu from \(hd0,msdos1\)/grub/grub\.conf"),
+    Case("format-qcow2-wrong", ("boot", "--format", "qcow2", "{img}"), status=3, stderr=r"not a qcow2 image"),
+    Case("sector-size", ("boot", "--sector-size", "512", "{img}"), stdout=r"^grub-legacy menu"),
+    Case("backing-on-raw", ("boot", "--backing", "{img}", "{img}"), status=2,
+         stderr=r"--backing only applies to qcow2 images"),
+    # -- failures ------------------------------------------------------------------------------
+    Case("no-config", ("boot", "{empty}"), status=5,
+         stderr=r"no boot-loader configuration found on the guest's filesystems \(\(hd0\) directory\)"),
+    Case("missing-image", ("boot", "{tmp}/missing.img"), status=3, stderr=r"missing\.img"),
+    Case("directory-and-image", ("boot", "{legacy}", "{img}"), status=2,
+         stderr=r"a directory can only be given alone"),
+]
+
+
+def _write(root: Path, tree: dict[str, str]) -> str:
+    for rel, text in tree.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("bootcmd")
+    (tmp / "empty").mkdir()
+    (tmp / "list").mkdir()
+    _write(tmp / "list", LEGACY)
+    return {
+        "legacy": _write(tmp / "legacy", LEGACY),
+        "ext": _write(tmp / "ext", EXT),
+        "multi": _write(tmp / "multi", MULTI),
+        "sdboot": _write(tmp / "sdboot", SDBOOT),
+        "empty": str(tmp / "empty"),
+        "img": str(fixture_path("config/legacy-esp.img.gz")),
+        "tmp": str(tmp),
+    }
+
+
+def run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse
+        status = int(exc.code or 0)
+    out, err = capfd.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_boot_cli(case: Case, places: dict[str, str], capfd: pytest.CaptureFixture[str],
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(places["tmp"])
+    argv = [a.format(**places) for a in case.argv]
+    status, out, err = run(argv, capfd)
+    assert status == case.status, err
+    if case.stderr is not None:
+        assert re.search(case.stderr, err), err
+    if case.status != 0:
+        assert "Traceback" not in err and "internal error" not in err
+        assert out == ""
+        if "usage:" not in err:  # argparse prints its usage line first; ours are one line
+            assert err.count("\n") == 1, err
+    if case.golden is not None:
+        assert_golden(out.replace(places["tmp"], "{tmp}"), f"cli/boot/{case.golden}")
+    if case.stdout is not None:
+        assert re.search(case.stdout, out), out
+    if case.json_default is not None:
+        doc = json.loads(out)
+        assert doc["schema_version"] == 1 and doc["default_path_str"] == case.json_default
+
+
+def _boot_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices["boot"]  # type: ignore[no-any-return]
+    raise AssertionError("no boot subcommand")
+
+
+def test_every_flag_and_action_has_a_case() -> None:
+    """virtinst's checkprops idea: adding a flag or an action without a test case fails here."""
+    from virtkit.cli.boot_cmd import ACTIONS
+
+    used = {a for c in CASES for a in c.argv}
+    flags = {s for act in _boot_parser()._actions for s in act.option_strings if s.startswith("--") and s != "--help"}
+    missing = sorted(f for f in flags if f not in used)
+    assert not missing, f"flags without a test case: {missing}"
+    missing_actions = sorted(a for a in ACTIONS if a not in used)
+    assert not missing_actions, f"actions without a test case: {missing_actions}"
