@@ -64,6 +64,21 @@ class RawDirEntry:
     ftype: int | None
 
 
+class _Budget:
+    """Directory blocks read by one operation (a listing, a lookup) against ``max_tree_nodes``."""
+
+    __slots__ = ("limits", "used", "what")
+
+    def __init__(self, limits: Limits, what: str) -> None:
+        self.limits = limits
+        self.what = what
+        self.used = 0
+
+    def tick(self) -> None:
+        self.used += 1
+        self.limits.check("max_tree_nodes", self.used, self.what)
+
+
 class XfsDirectory:
     """Reader for one directory inode.
 
@@ -92,7 +107,6 @@ class XfsDirectory:
         self.node_magic = s.XFS_DA3_NODE_MAGIC if crc else s.XFS_DA_NODE_MAGIC
         self.leaf_dablk = s.XFS_DIR2_LEAF_OFFSET >> geo.block_log
         self.free_dablk = s.XFS_DIR2_FREE_OFFSET >> geo.block_log
-        self._blocks_read = 0
         self._form: str | None = "shortform" if fork is None else None
 
     # -- form ---------------------------------------------------------------------------
@@ -101,12 +115,13 @@ class XfsDirectory:
     def form(self) -> str:
         """"shortform", "block", "leaf" or "node"."""
         if self._form is None:
-            first, _ = self._read_dir_block(0, "first data block")
+            budget = self._budget()
+            first, _ = self._read_dir_block(0, "first data block", budget)
             magic = _U32.unpack_from(first, 0)[0]
             if magic == self.block_magic:
                 self._form = "block"
             elif magic == self.data_magic:
-                _, magic16 = self._read_da_root()
+                _, magic16 = self._read_da_root(budget)
                 self._form = "leaf" if magic16 == self.leaf1_magic else "node"
             else:
                 raise self._bad_magic("first data block", self.fork_byte(0), (self.block_magic, self.data_magic), magic)
@@ -133,8 +148,9 @@ class XfsDirectory:
         if self.form == "shortform":
             yield from self._iter_shortform()
             return
+        budget = self._budget()
         if self.form == "block":
-            data, start, end, byte = self._block_form_area()
+            data, start, end, byte = self._block_form_area(budget)
             for _, entry in self._iter_data_entries(data, start, end, byte):
                 yield entry
             return
@@ -142,7 +158,7 @@ class XfsDirectory:
         hi = min(self.leaf_dablk, size_blocks)
         assert self.fork is not None
         for dablk in self.fork.iter_block_starts(0, hi, self.geo.dir_fsbs):
-            data, byte = self._read_dir_block(dablk, "data block")
+            data, byte = self._read_dir_block(dablk, "data block", budget)
             magic = _U32.unpack_from(data, 0)[0]
             if magic != self.data_magic:
                 raise self._bad_magic(f"data block {dablk:#x}", byte, (self.data_magic,), magic)
@@ -169,8 +185,8 @@ class XfsDirectory:
         else:
             h = s.xfs_da_hashname(name)
         if self.form == "block":
-            return self._choose(name, self._lookup_block(h))
-        return self._choose(name, self._lookup_tree(h))
+            return self._choose(name, self._lookup_block(h, self._budget()))
+        return self._choose(name, self._lookup_tree(h, self._budget()))
 
     def _choose(self, name: bytes, candidates: Iterator[RawDirEntry]) -> int | None:
         folded = s.xfs_ascii_ci_xfrm(name) if self.geo.ascii_ci else None
@@ -182,14 +198,14 @@ class XfsDirectory:
                 fallback = entry.ino
         return fallback
 
-    def _lookup_block(self, h: int) -> Iterator[RawDirEntry]:
-        data, start, end, byte = self._block_form_area()
+    def _lookup_block(self, h: int, budget: _Budget) -> Iterator[RawDirEntry]:
+        data, start, end, byte = self._block_form_area(budget)
         count = _U32.unpack_from(data, len(data) - s.XFS_DIR2_BLOCK_TAIL_SIZE)[0]
         leaf = end
-        yield from self._candidates(data, leaf, count, h, dablk=0, single=(start, end, data, byte))
+        yield from self._candidates(data, leaf, count, h, dablk=0, single=(start, end, data, byte), budget=budget)
 
-    def _lookup_tree(self, h: int) -> Iterator[RawDirEntry]:
-        block, magic = self._read_da_root()
+    def _lookup_tree(self, h: int, budget: _Budget) -> Iterator[RawDirEntry]:
+        block, magic = self._read_da_root(budget)
         dablk = self.leaf_dablk
         visited = {dablk}
         parent_level: int | None = None
@@ -217,7 +233,7 @@ class XfsDirectory:
             self.limits.check("max_tree_nodes", len(visited), self.what)
             parent_level = level
             dablk = child
-            block, magic = self._read_da_block(dablk)
+            block, magic = self._read_da_block(dablk, budget)
         if parent_level is not None and parent_level != 1:
             raise CorruptStructure(f"{self.what}: leaf block {dablk:#x}", "leaf found above the bottom of the da btree", got=parent_level)
         want = self.leaf1_magic if parent_level is None and magic == self.leaf1_magic else self.leafn_magic
@@ -230,7 +246,7 @@ class XfsDirectory:
             if count * s.XFS_DIR2_LEAF_ENTRY_SIZE > room:
                 raise CorruptStructure(what, "leaf entry count overruns the block", got=count)
             last_hash = _U32.unpack_from(block, self.da_hdr + (count - 1) * 8)[0] if count else -1
-            yield from self._candidates(block, self.da_hdr, count, h, dablk=dablk, single=None)
+            yield from self._candidates(block, self.da_hdr, count, h, dablk=dablk, single=None, budget=budget)
             forw = s.XFS_DA_BLKINFO_RECORD.parse(block, 0).forw
             if last_hash != h or forw == 0 or magic == self.leaf1_magic:
                 return
@@ -239,10 +255,18 @@ class XfsDirectory:
             visited.add(forw)
             self.limits.check("max_tree_nodes", len(visited), self.what)
             dablk = forw
-            block, magic = self._read_da_block(dablk)
+            block, magic = self._read_da_block(dablk, budget)
 
     def _candidates(
-        self, block: bytes, first: int, count: int, h: int, *, dablk: int, single: tuple[int, int, bytes, int] | None
+        self,
+        block: bytes,
+        first: int,
+        count: int,
+        h: int,
+        *,
+        dablk: int,
+        single: tuple[int, int, bytes, int] | None,
+        budget: _Budget,
     ) -> Iterator[RawDirEntry]:
         """Entries a leaf array (at ``first``, ``count`` entries) points at for hash ``h``."""
         hashes = [_U32.unpack_from(block, first + 8 * i)[0] for i in range(count)]
@@ -262,7 +286,7 @@ class XfsDirectory:
             else:
                 if pos >= s.XFS_DIR2_LEAF_OFFSET:
                     raise CorruptStructure(f"{self.what}: leaf block {dablk:#x}", "address points outside the data space", got=address)
-                data, byte = self._read_dir_block(db * self.geo.dir_fsbs, "data block")
+                data, byte = self._read_dir_block(db * self.geo.dir_fsbs, "data block", budget)
                 magic = _U32.unpack_from(data, 0)[0]
                 if magic != self.data_magic:
                     raise self._bad_magic(f"data block {db * self.geo.dir_fsbs:#x}", byte, (self.data_magic,), magic)
@@ -278,11 +302,13 @@ class XfsDirectory:
         assert self.fork is not None
         return self.fork.byte_of(dablk)
 
-    def _read_dir_block(self, dablk: int, role: str) -> tuple[bytes, int]:
+    def _budget(self) -> _Budget:
+        return _Budget(self.limits, self.what)
+
+    def _read_dir_block(self, dablk: int, role: str, budget: _Budget | None = None) -> tuple[bytes, int]:
         """One directory block (``dir_fsbs`` file blocks) and its volume byte offset."""
         assert self.fork is not None
-        self._blocks_read += 1
-        self.limits.check("max_tree_nodes", self._blocks_read, self.what)
+        (budget or self._budget()).tick()
         data = self.fork.read(dablk, self.geo.dir_fsbs)
         if data is None:
             raise CorruptStructure(self.what, f"{role} at directory block {dablk:#x} is not mapped")
@@ -292,11 +318,10 @@ class XfsDirectory:
             self._check_self(f"{role} {dablk:#x}", byte, hdr.blkno, hdr.owner, bytes(hdr.uuid))
         return data, byte
 
-    def _read_da_block(self, dablk: int) -> tuple[bytes, int]:
+    def _read_da_block(self, dablk: int, budget: _Budget | None = None) -> tuple[bytes, int]:
         """A leaf-space block and its 16-bit magic (da_blkinfo layout)."""
         assert self.fork is not None
-        self._blocks_read += 1
-        self.limits.check("max_tree_nodes", self._blocks_read, self.what)
+        (budget or self._budget()).tick()
         data = self.fork.read(dablk, self.geo.dir_fsbs)
         if data is None:
             raise CorruptStructure(self.what, f"leaf-space block {dablk:#x} is not mapped")
@@ -306,11 +331,11 @@ class XfsDirectory:
             self._check_self(f"leaf-space block {dablk:#x}", self.fork.byte_of(dablk), tail.blkno, tail.owner, bytes(tail.uuid))
         return data, info.magic
 
-    def _read_da_root(self) -> tuple[bytes, int]:
+    def _read_da_root(self, budget: _Budget | None = None) -> tuple[bytes, int]:
         assert self.fork is not None
         if self.fork.read(self.leaf_dablk, 1) is None:
             raise CorruptStructure(self.what, "multi-block directory without a leaf block at 32 GiB")
-        block, magic = self._read_da_block(self.leaf_dablk)
+        block, magic = self._read_da_block(self.leaf_dablk, budget)
         if magic not in (self.leaf1_magic, self.leafn_magic, self.node_magic):
             raise self._bad_magic("leaf block", self.fork_byte(self.leaf_dablk), (self.leaf1_magic, self.leafn_magic, self.node_magic), magic)
         return block, magic
@@ -334,9 +359,9 @@ class XfsDirectory:
         exp = " or ".join(f"{m:#x}" for m in expected)
         return CorruptStructure(f"{self.what}: {role}", f"bad magic, expected {exp}, got {got:#x}", offset=byte)
 
-    def _block_form_area(self) -> tuple[bytes, int, int, int]:
+    def _block_form_area(self, budget: _Budget | None = None) -> tuple[bytes, int, int, int]:
         """The single block of a block-form directory: (data, entries start, entries end, byte)."""
-        data, byte = self._read_dir_block(0, "block")
+        data, byte = self._read_dir_block(0, "block", budget)
         magic = _U32.unpack_from(data, 0)[0]
         if magic != self.block_magic:
             raise self._bad_magic("block", byte, (self.block_magic,), magic)
