@@ -186,7 +186,8 @@ def mounted(image: Path, where: Path, opts: str) -> Iterator[tuple[Path | None, 
     where.mkdir()
     r = subprocess.run(["mount", "-o", opts, str(image), str(where)], check=False, capture_output=True, text=True)
     if r.returncode:
-        yield None, r.stderr.strip().splitlines()[0] if r.stderr.strip() else f"mount exit {r.returncode}"
+        first = r.stderr.strip().splitlines()[0] if r.stderr.strip() else f"mount exit {r.returncode}"
+        yield None, first.replace(f"{where}: ", "").replace(str(where), "MOUNTPOINT")
         return
     try:
         yield where, ""
