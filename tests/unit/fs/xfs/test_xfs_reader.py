@@ -15,7 +15,14 @@ from virtkit.boot.fs import open_filesystem
 from virtkit.boot.fs.base import FileType
 from virtkit.boot.fs.xfs import Xfs, XfsNode
 from virtkit.boot.fs.xfs import structs as s
-from virtkit.errors import FileNotFound, IsADirectory, LimitExceeded, NotThisFormat, UnsupportedFeature
+from virtkit.errors import (
+    CorruptStructure,
+    FileNotFound,
+    IsADirectory,
+    LimitExceeded,
+    NotThisFormat,
+    UnsupportedFeature,
+)
 from virtkit.limits import Limits
 
 ALL = list(xs.FIXTURES)
@@ -354,3 +361,24 @@ def test_file_reads_match_for_odd_ranges() -> None:
     src = n.open()
     for off, length in [(0, 1), (511, 2), (4095, 4097), (len(data) - 3, 3), (1 << 20, 12345)]:
         assert src.pread(off, length) == data[off : off + length]
+
+
+def test_meta_uuid_keeps_metadata_readable_and_shows_the_new_uuid() -> None:
+    # What "xfs_admin -U" does on v5: sb_uuid changes, metadata keeps the old one in sb_meta_uuid.
+    sb = s.XFS_SB_RECORD
+    new = bytes.fromhex("11111111222233334444555555555555")
+    old = bytes.fromhex(xs.FIXTURES["v5-4k"].uuid.replace("-", ""))
+    incompat = s.XFS_SB_FEAT_INCOMPAT_FTYPE | s.XFS_SB_FEAT_INCOMPAT_SPINODES | s.XFS_SB_FEAT_INCOMPAT_BIGTIME
+    patches = {
+        xs.field_offset(sb, "sb_uuid"): new,
+        xs.field_offset(sb, "sb_meta_uuid"): old,
+        xs.field_offset(sb, "sb_features_incompat"): struct.pack(">I", incompat | s.XFS_SB_FEAT_INCOMPAT_META_UUID),
+    }
+    fs = xs.open_patched("v5-4k", patches)
+    assert fs.uuid == "11111111-2222-3333-4444-555555555555"
+    assert "meta_uuid" in fs.geometry.incompat
+    assert_boot_tree(fs)
+    # Without the feature bit the inodes' di_uuid no longer matches: refused, not misread.
+    del patches[xs.field_offset(sb, "sb_features_incompat")]
+    with pytest.raises(CorruptStructure, match=r"inode belongs to another filesystem \(di_uuid differs\)"):
+        xs.open_patched("v5-4k", patches).root().stat()
