@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from virtkit.boot.config.model import BootMenu
 from virtkit.boot.extract.formats import BootTarget, render_pygrub
-from virtkit.boot.menu.interactive import BootChoice
-from virtkit.boot.worker import Channel
 from virtkit.boot.extract.writer import write_output_record
 from virtkit.boot.session import BootOptions
 from virtkit.cli import _bootrun
@@ -18,6 +16,11 @@ from virtkit.cli.pygrub import DEFAULT_OUTPUT_DIRECTORY, PygrubArgs
 from virtkit.errors import SelectionError, UsageError
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
+
+if TYPE_CHECKING:
+    from virtkit.boot.config.model import BootMenu
+    from virtkit.boot.menu.interactive import BootChoice
+    from virtkit.boot.worker import Channel
 
 __all__ = ["run"]
 

@@ -36,7 +36,7 @@ EXIT_SETUP_FAILED = 71
 _PRELOAD_STDLIB = (
     "encodings.utf_8", "encodings.utf_16", "encodings.utf_16_le", "encodings.utf_16_be",
     "encodings.latin_1", "encodings.ascii", "encodings.cp437", "encodings.cp850", "encodings.cp1252",
-    "encodings.idna", "encodings.unicode_escape", "zlib", "lzma", "bz2", "json", "hashlib",
+    "encodings.unicode_escape", "zlib", "lzma", "bz2", "json", "hashlib",
     "unicodedata", "fnmatch", "re", "bisect", "functools", "struct", "binascii", "traceback",
     "linecache", "tokenize", "fractions", "decimal",
 )
@@ -62,8 +62,6 @@ def preload_modules() -> None:
     for info in pkgutil.walk_packages(virtkit.boot.__path__, "virtkit.boot."):
         if not info.name.startswith(skip):
             importlib.import_module(info.name)
-    "x".encode("idna")
-    "x".casefold()
     _preloaded = True
 
 
