@@ -116,7 +116,9 @@ def vg_text(
                     out += ["", "stripes = [", pairs, "]"]
                 if seg.extra:
                     out += [seg.extra]
-                out += ["}", ""]
+                # As LVM writes it: a blank line between segments, none before the LV's "}"
+                # (GRUB's reader depends on that: it skips 3 bytes after a segment's "}").
+                out += ["}", ""] if j < len(lv.segments) else ["}"]
             out += ["}", ""]
         out += ["}", ""]
     out += [
