@@ -6,7 +6,7 @@ paths in the output are stable: {mbr} {gpt} {gpt4k} {lvm} {s0} {s1} {whole}
 from tests/builders/md.py), {qcow2} (mbr-logical.img converted by qemu-img),
 {overlay} (a qcow2 overlay whose backing file is mbr-logical.img), {evil}
 (a GPT whose partition name holds escape sequences), and hostile disks:
-{ebrloop}, {gpt2e32}, {lvbeyond}, {lvsyntax}.  Goldens live in
+{ebrloop}, {gpt2e32}, {lvbeyond}, {lvsyntax}; {dir} is a directory given as IMAGE.  Goldens live in
 tests/golden/cli/inspect/; ``pytest --regenerate-golden`` rewrites them.
 """
 
@@ -122,6 +122,11 @@ CASES = [
         stderr=r"^virtkit: error: LVM metadata on disk0, metadata area at 0x1000: line 3:9: unexpected character '\$'",
     ),
     Case("missing-image", ("inspect", "{missing}"), status=3, stderr=r"cannot open image .*missing.img"),
+    Case(
+        "directory",
+        ("inspect", "{dir}"),
+        stdout=r"^dir0 \(hd0\): tree\n  a directory on the host, read as one filesystem root\n$",
+    ),
 ]
 
 
@@ -164,6 +169,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(root / "lv-beyond.img", bytes(PvImage(size=32 * MiB, pv_uuid=PV_UUID, text=text.encode()).build()))
     bad = 'vg {\nid = "x"\nseqno = $1\n}\n'
     _write(root / "lv-syntax.img", bytes(PvImage(size=8 * MiB, pv_uuid=PV_UUID, text=bad.encode()).build()))
+    (root / "tree" / "grub").mkdir(parents=True)
+    (root / "tree" / "grub" / "grub.cfg").write_text("set timeout=0\n")
     evil = GptDisk(sectors=4096).add(GptPart(LINUX_FS, 2048, 3000, name="\x1b]0;pwned\x07\x1b[31mred\u202e"))
     _write(root / "evil.img", evil.build())
     return root
@@ -189,6 +196,7 @@ PLACES = {
     "lvsyntax": "lv-syntax.img",
     "evil": "evil.img",
     "missing": "missing.img",
+    "dir": "tree",
 }
 
 

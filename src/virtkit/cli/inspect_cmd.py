@@ -282,6 +282,9 @@ def render_tree(storage: Storage, mounted: dict[str, MountedVolume] | None) -> s
     for d in storage.disks:
         details = _details(d.image_details)
         lines.append(f"{d.name} (hd{d.index}): {_s(d.path)}")
+        if d.image_format == "directory":
+            lines.append("  a directory on the host, read as one filesystem root")
+            continue
         lines.append(f"  image: {_s(d.image_format)}{details}, virtual size {human_size(d.size)} ({d.size} bytes)")
         if d.table is not None:
             lines.append(f"  partition table: {d.table}, {d.sector_size}-byte sectors, disk id {_s(d.disk_id)}")

@@ -177,3 +177,14 @@ def test_4096_byte_sectors():
 )
 def test_detect_sector_size(raw, expected):
     assert detect_gpt_sector_size(BytesSource(raw, "d")) == expected
+
+
+def test_entry_array_larger_than_max_read():
+    # 256 entries of 4096 bytes: a 1 MiB array, refused before it is read.
+    d = GptDisk(sectors=8192, entries=256, entry_size=4096).add(GptPart(LINUX_FS, 4096, 5000))
+    raw = d.build()
+    assert len(parse(raw).partitions) == 1
+    with pytest.raises(LimitExceeded) as e:
+        parse(raw, limits=Limits(max_read=65536))
+    assert e.value.name == "max_read"
+    assert str(e.value).startswith("GPT entry array of disk0: 1048576 exceeds the max_read limit of 65536")

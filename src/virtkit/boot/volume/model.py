@@ -14,7 +14,9 @@ Naming (stable; documented in docs/inspect-json.md):
   (GRUB: ``hd0,msdos1`` / ``hd0,gpt2`` and the bare ``hd0,1``);
 * LVM logical volumes: ``VG/LV`` (GRUB: ``lvm/VG-LV`` with ``-`` doubled inside
   names, and ``lvmid/VGUUID/LVUUID``);
-* MD arrays: ``md/NAME`` (GRUB: ``md/NAME``, ``mduuid/HEX``).
+* MD arrays: ``md/NAME`` (GRUB: ``md/NAME``, ``mduuid/HEX``); NAME is a 1.x array's
+  name without its ``homehost:`` prefix, or ``mdN`` for a 0.90 array (``md/md0``, as
+  GRUB 2.06 names it).
 """
 
 from __future__ import annotations
