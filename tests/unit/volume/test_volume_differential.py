@@ -246,6 +246,7 @@ def _attach_readonly(image: str, offset: int, size: int) -> str:
     return run("losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), image).strip()
 
 
+@pytest.mark.root
 @pytest.mark.parametrize(
     "names", [("lvm.img",), ("lvm-striped-0.img", "lvm-striped-1.img"), ("lvm-wholedisk.img",)], ids="+".join
 )
