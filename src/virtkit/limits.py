@@ -72,6 +72,10 @@ class Limits:
     Attributes:
         max_line_bytes: receive buffer for line protocols.
         max_pending_bytes: bytes owed to one EGD client before it is paused.
+        max_egd_receive_buffer: unparsed bytes buffered from one EGD client.
+        max_egd_connections: EGD client connections open at once, all listeners together.
+        max_domain_xml_bytes: size of one libvirt domain XML (or QEMU command line) the audit reads.
+        max_handover_state_bytes: size of the state a running entropy service hands to its successor.
     """
 
     # storage
@@ -108,6 +112,10 @@ class Limits:
     # services
     max_line_bytes: int = 64 * 1024
     max_pending_bytes: int = 1 * _MiB
+    max_egd_receive_buffer: int = 1 * _MiB
+    max_egd_connections: int = 4096
+    max_domain_xml_bytes: int = 4 * _MiB
+    max_handover_state_bytes: int = 64 * _MiB
 
     def check(self, name: str, value: int, where: str = "") -> int:
         """Return ``value`` if it is within limit ``name``, else raise.
