@@ -165,7 +165,13 @@ class MenuBuilder:
                  location: Location | None = None) -> FileRef:
         """A FileRef, with a warning when the file does not exist (the loader would fail at boot)."""
         ref = FileRef(device=device, path=normalise_path(path), written=written)
-        if not file_exists(files, device, ref.path):
+        st = None
+        if device is not None:
+            try:
+                st = files.stat(device, ref.path)
+            except PathError:
+                st = None
+        if st is None or st.is_dir:
             self.warn(f"{what} {ref.display()} does not exist (booting this entry would fail)", location)
         return ref
 

@@ -64,18 +64,20 @@ LOADER = "extlinux"
 
 MAX_LINE = 4096  # readconfig.c: fgets() buffer; longer lines are read in pieces
 KERNEL_TYPES = ("none", "localboot", "kernel", "linux", "boot", "bss", "pxe", "fdimage", "comboot", "com32", "config")
-_UBOOT_KEYWORDS = ("fdt", "fdtdir", "devicetree", "devicetreedir", "fdtoverlays")
+_UBOOT_KEYWORDS = frozenset({"fdt", "fdtdir", "devicetree", "devicetreedir", "fdtoverlays"})
 
 
 def _isspace(c: str) -> bool:
     return ord(c) <= 0x20  # my_isspace(): any control character or space
 
 
+_SPACES = re.compile(r"[\x00-\x20]*")
+_WORD = re.compile(r"[^\x00-\x20]*")
+
+
 def skipspace(s: str) -> str:
-    i = 0
-    while i < len(s) and _isspace(s[i]):
-        i += 1
-    return s[i:]
+    m = _SPACES.match(s)
+    return s[m.end() :] if m else s
 
 
 def looking_at(line: str, kwd: str) -> str | None:
@@ -95,10 +97,8 @@ def looking_at(line: str, kwd: str) -> str | None:
 
 
 def first_word(s: str) -> str:
-    i = 0
-    while i < len(s) and not _isspace(s[i]):
-        i += 1
-    return s[:i]
+    m = _WORD.match(s)
+    return m.group(0) if m else ""
 
 
 def atoi(s: str) -> int:
@@ -285,133 +285,142 @@ class Syslinux:
     # ------------------------------------------------------------------ keywords
 
     def keyword(self, p: str, loc: Location) -> None:
+        """One line of the main grammar (readconfig.c's ``parse_config_file``, in its order).
+
+        ``looking_at`` for an all-letter keyword is "the first word, lower-cased, equals it" for
+        ASCII words, which is how it is tested here (the per-character compare was the hot spot).
+        """
         ld = self.ld
-        rest = looking_at(p, "menu")
-        if rest is not None:
+        word = first_word(p)
+        key = word.lower() if word.isascii() else ""
+        rest = p[len(word) :]
+        if key == "menu":
             self.menu_keyword(skipspace(rest), loc)
             return
         if _is_fkey(p):
             return  # F1..F12 help screens
-        if (rest := looking_at(p, "include")) is not None:
+        if key == "include":
             self.include(rest, loc, menu_tag=False)
-        elif (rest := looking_at(p, "append")) is not None:
+        elif key == "append":
             if ld.label is not None:
                 ld.append = skipspace(rest)
             else:
                 self.append = skipspace(rest)
-        elif (rest := looking_at(p, "initrd")) is not None:
+        elif key == "initrd":
             if ld.label is not None:
                 ld.initrd = skipspace(rest)
             else:
                 self.b.warn("INITRD outside a LABEL is ignored by syslinux", loc)
-        elif (rest := looking_at(p, "label")) is not None:
+        elif key == "label":
             self.record()
-            word = first_word(skipspace(rest))
-            self.ld = _LabelData(label=word, kernel=word, location=loc, ipappend=self.sysappend, body=[p])
-        elif (ktype := next((t for t in KERNEL_TYPES if looking_at(p, t) is not None), None)) is not None:
+            label = first_word(skipspace(rest))
+            self.ld = _LabelData(label=label, kernel=label, location=loc, ipappend=self.sysappend, body=[p])
+        elif key in KERNEL_TYPES:
             if ld.label is not None:
-                ld.kernel = skipspace(p[len(ktype) :])
-                ld.ktype = ktype
+                ld.kernel = skipspace(rest)
+                ld.ktype = key
             else:
-                self.b.warn(f"{ktype.upper()} outside a LABEL is ignored by syslinux", loc)
-        elif (rest := looking_at(p, "timeout")) is not None:
+                self.b.warn(f"{key.upper()} outside a LABEL is ignored by syslinux", loc)
+        elif key == "timeout":
             self.timeout = atoi(rest)
-        elif (rest := looking_at(p, "totaltimeout")) is not None:
+        elif key == "totaltimeout":
             self.totaltimeout = atoi(rest)
-        elif (rest := looking_at(p, "ontimeout")) is not None:
+        elif key == "ontimeout":
             self.ontimeout = skipspace(rest)
-        elif (rest := looking_at(p, "ipappend")) is not None or (rest := looking_at(p, "sysappend")) is not None:
+        elif key in ("ipappend", "sysappend"):
             value = _strtoul0(skipspace(rest))
             if ld.label is not None:
                 ld.ipappend = value
             else:
                 self.sysappend = value
-        elif (rest := looking_at(p, "default")) is not None:
+        elif key == "default":
             self.globaldefault = skipspace(rest)
             self.default_loc = loc
-        elif (rest := looking_at(p, "ui")) is not None:
+        elif key == "ui":
             self.ui = skipspace(rest)
             self.ui_loc = loc
-        elif (rest := looking_at(p, "implicit")) is not None:
+        elif key == "implicit":
             self.implicit = atoi(rest)
-        elif (rest := looking_at(p, "prompt")) is not None:
+        elif key == "prompt":
             self.prompt = atoi(rest)
-        elif (rest := looking_at(p, "say")) is not None:
+        elif key == "say":
             self.output.append(p[4:] if len(p) > 4 else "")
-        elif any(looking_at(p, k) is not None for k in _UBOOT_KEYWORDS):
-            word = first_word(p).upper()
+        elif key in _UBOOT_KEYWORDS:
             if ld.label is not None:
-                ld.notes.append(f"{word} {skipspace(p[len(word):])}: a U-Boot device-tree keyword; "
+                ld.notes.append(f"{word.upper()} {skipspace(rest)}: a U-Boot device-tree keyword; "
                                 "syslinux ignores it (noted)")
             else:
-                self.b.warn(f"{word}: a U-Boot device-tree keyword; noted and ignored", loc)
-        elif any(looking_at(p, k) is not None for k in IGNORED_KEYWORDS):
+                self.b.warn(f"{word.upper()}: a U-Boot device-tree keyword; noted and ignored", loc)
+        elif key in IGNORED_KEYWORDS:
             pass  # display, serial, fonts, keyboard, network retries: nothing that changes what boots
         elif p and not p.startswith("#"):
-            self.b.warn(f"unknown keyword `{sanitize_text(first_word(p))}` ignored (as syslinux does)", loc)
+            self.b.warn(f"unknown keyword `{sanitize_text(word)}` ignored (as syslinux does)", loc)
 
     def menu_keyword(self, p: str, loc: Location) -> None:
         ld = self.ld
         m = self.current
-        if (rest := looking_at(p, "label")) is not None:
+        word = first_word(p)
+        key = word.lower() if word.isascii() else ""
+        rest = p[len(word) :]
+        if key == "label":
             if ld.label is not None:
                 ld.menulabel = skipspace(rest)
             elif m.parent_entry is not None:
                 m.parent_entry.display = skipspace(rest)
                 if not m.title:
                     m.title = m.parent_entry.display
-        elif (rest := looking_at(p, "title")) is not None:
+        elif key == "title":
             m.title = skipspace(rest)
             if m.parent_entry is not None and m.parent_entry.display == (m.label or None):
                 m.parent_entry.display = m.title
-        elif looking_at(p, "default") is not None:
+        elif key == "default":
             if ld.label is not None:
                 ld.menudefault = True
             elif m.parent is not None and m.parent_entry is not None:
                 m.parent.defentry = m.parent_entry.index
-        elif looking_at(p, "hide") is not None:
+        elif key == "hide":
             ld.menuhide = True
-        elif looking_at(p, "passwd") is not None:
+        elif key == "passwd":
             if ld.label is not None:
                 ld.passwd = True
-        elif looking_at(p, "save") is not None:
+        elif key == "save":
             self.menusave = True
-        elif looking_at(p, "hidden") is not None:
+        elif key == "hidden":
             self.menu_hidden = True
-        elif (rest := looking_at(p, "include")) is not None:
+        elif key == "include":
             self.include(rest, loc, menu_tag=True)
-        elif looking_at(p, "separator") is not None:
+        elif key == "separator":
             self.record()
             self.ld = _LabelData(label="", menuseparator=True, location=loc)
             self.record()
-        elif looking_at(p, "disable") is not None or looking_at(p, "disabled") is not None:
+        elif key in ("disable", "disabled"):
             ld.menudisabled = True
-        elif (rest := looking_at(p, "begin")) is not None:
+        elif key == "begin":
             self.record()
             self.begin_submenu(skipspace(rest).rstrip(), loc)
-        elif looking_at(p, "end") is not None:
+        elif key == "end":
             self.record()
             self.end_submenu()
-        elif looking_at(p, "quit") is not None:
+        elif key == "quit":
             if ld.label is not None:
                 ld.action = "quit"
-        elif (rest := looking_at(p, "goto")) is not None:
+        elif key == "goto":
             if ld.label is not None:
                 ld.action = "goto"
                 ld.target = skipspace(rest)
-        elif (rest := looking_at(p, "exit")) is not None:
+        elif key == "exit":
             if ld.label is not None and m.parent is not None:
                 ld.action = "exit"
                 ld.target = skipspace(rest) or None
-        elif looking_at(p, "start") is not None:
+        elif key == "start":
             self.start_menu = m
         # colours, layout, messages, background, shiftkey, master passwd ...: display only
 
 
-IGNORED_KEYWORDS = (
+IGNORED_KEYWORDS = frozenset({
     "display", "font", "kbdmap", "console", "allowoptions", "noescape", "nocomplete", "nohalt",
-    "onerror", "pxeretry", "serial", "path", "sendcookies", "f0",
-)
+    "onerror", "pxeretry", "serial", "path", "sendcookies",
+})
 
 
 def _is_fkey(p: str) -> bool:

@@ -17,6 +17,7 @@ References:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,18 +91,18 @@ class SyslinuxEntry:
     notes: list[str] = field(default_factory=list)
 
 
+_WORD = re.compile(r"[^\x00-\x20]*")
+_SPACES = re.compile(r"[\x00-\x20]*")
+
+
 def _first_word(s: str) -> str:
-    i = 0
-    while i < len(s) and ord(s[i]) > 0x20:
-        i += 1
-    return s[:i]
+    m = _WORD.match(s)
+    return m.group(0) if m else ""
 
 
 def _skipspace(s: str) -> str:
-    i = 0
-    while i < len(s) and ord(s[i]) <= 0x20:
-        i += 1
-    return s[i:]
+    m = _SPACES.match(s)
+    return s[m.end() :] if m else s
 
 
 def _strip_caret(text: str) -> tuple[str, str | None]:

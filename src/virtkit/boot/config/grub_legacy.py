@@ -40,20 +40,19 @@ effectively do; the entry's notes say so.
 
 from __future__ import annotations
 
-import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from virtkit.boot.config._support import (
     MenuBuilder,
     StepBudget,
-    find_device,
     join_path,
     posix_dirname,
     read_source,
 )
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, MenuItem
-from virtkit.boot.config.source import BootFiles, Location, SourceFile, normalise_path
+from virtkit.boot.config.source import BootFiles, DeviceInfo, Location, SourceFile, normalise_path
 from virtkit.errors import FileNotFound, IsADirectory, LimitExceeded, NotADirectory
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
@@ -125,7 +124,11 @@ def split_logical_lines(text: str) -> list[LogicalLine]:
     start_col = 1
     in_comment = False
     for lineno, raw in enumerate(text.split("\n"), 1):
-        s = raw.replace("\r", "").replace("\t", " ")
+        s = raw
+        if "\r" in s:
+            s = s.replace("\r", "")
+        if "\t" in s:
+            s = s.replace("\t", " ")
         cont = s.endswith("\\")
         if in_comment:
             in_comment = cont
@@ -143,9 +146,14 @@ def split_logical_lines(text: str) -> list[LogicalLine]:
         if cont:
             parts.append(s[:-1] + " ")
             continue
-        parts.append(s)
-        line = "".join(parts).split("\0", 1)[0]
-        parts = []
+        if parts:
+            parts.append(s)
+            line = "".join(parts)
+            parts = []
+        else:
+            line = s
+        if "\0" in line:
+            line = line.split("\0", 1)[0]
         if line:
             out.append(LogicalLine(start_line, start_col, line))
     if parts:
@@ -155,20 +163,22 @@ def split_logical_lines(text: str) -> list[LogicalLine]:
     return out
 
 
+_SKIP_WORD_EQ = re.compile(r"[^ \t=]*[ \t=]*")
+_SKIP_WORD = re.compile(r"[^ \t]*[ \t]*")
+
+
 def skip_to(after_equal: bool, s: str) -> str:
     """GRUB's ``skip_to``: skip the current word, then the blanks (and ``=`` if asked) after it."""
-    i = 0
-    n = len(s)
-    while i < n and s[i] not in " \t" and not (after_equal and s[i] == "="):
-        i += 1
-    while i < n and (s[i] in " \t" or (after_equal and s[i] == "=")):
-        i += 1
-    return s[i:]
+    m = (_SKIP_WORD_EQ if after_equal else _SKIP_WORD).match(s)
+    return s[m.end() :] if m else s
+
+
+_COMMAND_RE = re.compile(r"[^ \t=]*")
 
 
 def command_name(line: str) -> str:
     """The command word: up to the first blank or ``=`` (``find_command``)."""
-    m = re.match(r"[^ \t=]*", line)
+    m = _COMMAND_RE.match(line)
     return m.group(0) if m else ""
 
 
@@ -240,6 +250,7 @@ def probe_grub_legacy(text: str) -> int:
 
 def _loc(src: SourceFile, ln: LogicalLine) -> Location:
     return Location(file=src, line=ln.lineno, col=ln.col)
+
 
 
 def _read_saved_default(files: BootFiles, device: str, cfg_path: str, *, limits: Limits,
@@ -324,7 +335,21 @@ class _Boot:
     savedefault: str | None = None
 
 
-def _resolve_device(files: BootFiles, dev: str) -> tuple[str | None, str | None]:
+class _Resolver:
+    """GRUB legacy device names -> our devices, computed once per name per load."""
+
+    def __init__(self, files: BootFiles) -> None:
+        self.devices = list(files.devices())
+        self.cache: dict[str, tuple[str | None, str | None]] = {}
+
+    def resolve(self, dev: str) -> tuple[str | None, str | None]:
+        hit = self.cache.get(dev)
+        if hit is None:
+            hit = self.cache[dev] = _resolve_device(self.devices, dev)
+        return hit
+
+
+def _resolve_device(devices: Sequence[DeviceInfo], dev: str) -> tuple[str | None, str | None]:
     """Map a GRUB legacy device ("hd0,0") to one of our devices; (name, problem)."""
     m = _DEVICE_RE.match(f"({dev})")
     if not m:
@@ -341,7 +366,7 @@ def _resolve_device(files: BootFiles, dev: str) -> tuple[str | None, str | None]
         n = int(part) + 1  # legacy counts partitions from 0
         names = [f"{disk},msdos{n}", f"{disk},gpt{n}", f"{disk},{n}"]
     for name in names:
-        info = find_device(files, name)
+        info = next((d for d in devices if d.matches(name)), None)
         if info is not None:
             return info.name, None
     if part is None:
@@ -358,12 +383,12 @@ def _split_device(path: str) -> tuple[str | None, str]:
     return None, path
 
 
-def _file(files: BootFiles, boot: _Boot, written: str, cfg_device: str) -> tuple[str | None, str, str | None]:
+def _file(res: _Resolver, boot: _Boot, written: str, cfg_device: str) -> tuple[str | None, str, str | None]:
     """Resolve a file argument against the entry's root: (device, path, error)."""
     dev_text, path = _split_device(written)
     device = boot.root
     if dev_text is not None:
-        device, problem = _resolve_device(files, dev_text)
+        device, problem = res.resolve(dev_text)
         if device is None:
             device = cfg_device
             boot.notes.append(f"{problem}; looked on the config's device ({cfg_device}) instead")
@@ -374,7 +399,8 @@ def _file(files: BootFiles, boot: _Boot, written: str, cfg_device: str) -> tuple
     return device, normalise_path(path), None
 
 
-def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b: MenuBuilder) -> _Boot:
+def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, *, b: MenuBuilder,
+               res: _Resolver) -> _Boot:
     boot = _Boot(root=cfg_device)
     for ln in e.lines:
         name = command_name(ln.text)
@@ -387,7 +413,7 @@ def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b:
             if not dev_text.startswith("(") or ")" not in dev_text:
                 boot.error = f"`{name} {arg.strip()}`: a device must be written in parentheses"
                 break
-            dev, problem = _resolve_device(files, dev_text[1 : dev_text.index(")")])
+            dev, problem = res.resolve(dev_text[1 : dev_text.index(")")])
             if dev is None:
                 boot.root = cfg_device
                 boot.root_note = f"`{name} {dev_text}`: {problem}; using the device the config was read from " \
@@ -396,7 +422,7 @@ def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b:
                 boot.root = dev
         elif name == "uuid":
             want = arg.strip().lower()
-            match = [d for d in files.devices() if d.uuid and d.uuid.lower() == want]
+            match = [d for d in res.devices if d.uuid and d.uuid.lower() == want]
             if match:
                 boot.root = match[0].name
             else:
@@ -412,7 +438,7 @@ def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b:
             if not written:
                 boot.error = "`kernel` without a file"
                 break
-            device, path, err = _file(files, boot, written, cfg_device)
+            device, path, err = _file(res, boot, written, cfg_device)
             if err:
                 boot.error = f"kernel {err}"
                 break
@@ -434,7 +460,7 @@ def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b:
                 boot.error = "`initrd` before a Linux `kernel` (GRUB legacy: \"Linux kernel must be loaded before initrd\")"
                 break
             written = arg.split(" ", 1)[0]
-            device, path, err = _file(files, boot, written, cfg_device)
+            device, path, err = _file(res, boot, written, cfg_device)
             if err:
                 boot.error = f"initrd {err}"
                 break
@@ -445,7 +471,7 @@ def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b:
                 break
             boot.kernel_type = "multiboot"
             written = arg.split(" ", 1)[0]
-            device, path, err = _file(files, boot, written, cfg_device)
+            device, path, err = _file(res, boot, written, cfg_device)
             if err:
                 boot.error = f"module {err}"
                 break
@@ -454,7 +480,7 @@ def _run_entry(files: BootFiles, e: _Entry, src: SourceFile, cfg_device: str, b:
         elif name == "chainloader":
             rest = skip_to(False, arg) if arg.startswith("--force") else arg
             written = rest.split(" ", 1)[0]
-            device, path, _err = _file(files, boot, written, cfg_device)
+            device, path, _err = _file(res, boot, written, cfg_device)
             boot.chainload = FileRef(device=device, path=path, written=written)
             boot.chain_written = written
             boot.kernel = None
@@ -514,7 +540,8 @@ def _entry_from_boot(e: _Entry, boot: _Boot, src: SourceFile) -> BootEntry:
 
 
 def _replace(e: BootEntry, **kw: object) -> BootEntry:
-    return dataclasses.replace(e, **kw)  # type: ignore[arg-type]
+    # BootEntry(**...) directly: dataclasses.replace() costs more than the whole entry otherwise.
+    return BootEntry(title=e.title, origin=e.origin, body=e.body, **kw)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -575,9 +602,10 @@ def load_grub_legacy_menu(files: BootFiles, device: str | None, path: str, *, li
 
     items: list[MenuItem] = []
     boots: list[_Boot] = []
+    resolver = _Resolver(files)
     for e in entries:
         b.count_entry()
-        boot = _run_entry(files, e, src, cfg_device, b)
+        boot = _run_entry(files, e, src, cfg_device, b=b, res=resolver)
         boots.append(boot)
         items.append(_entry_from_boot(e, boot, src))
 
@@ -634,4 +662,4 @@ def evaluate_grub_legacy_body(files: BootFiles, menu: BootMenu, entry: BootEntry
         if command_name(ln.text) in KNOWN_COMMANDS:
             lines.append(ln)
     e = _Entry(title=entry.title, start=lines[0] if lines else LogicalLine(1, 1, ""), lines=lines)
-    return _entry_from_boot(e, _run_entry(files, e, src, device, b), src)
+    return _entry_from_boot(e, _run_entry(files, e, src, device, b=b, res=_Resolver(files)), src)

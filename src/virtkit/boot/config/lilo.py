@@ -23,6 +23,7 @@ file on the configuration's filesystem first, then for the part after ``/boot`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from virtkit.boot.config._support import MenuBuilder, StepBudget, file_exists, read_source
@@ -45,6 +46,11 @@ _SECTION_KEYS = frozenset(
         "vmwarn", "vmdisable", "vmdefault", "bmp-retain", "noinitrd",
     }
 )
+
+
+_BLANKS = re.compile(r"[ \t\r]+")
+_QUOTED_RUN = re.compile(r'[^"\\\n\r]+')
+_WORD_RUN = re.compile(r"[^ \t\n\r#=\\]+")
 
 
 @dataclass(frozen=True)
@@ -83,11 +89,12 @@ def tokenize_lilo(src: SourceFile, budget: StepBudget) -> list[LiloToken]:
             col_of = i
             continue
         if c in " \t\r":
-            i += 1
+            m = _BLANKS.match(text, i)
+            i = m.end() if m else i + 1
             continue
         if c == "#":
-            while i < n and text[i] != "\n":
-                i += 1
+            j = text.find("\n", i)
+            i = n if j < 0 else j
             continue
         start_line, start_col = line, i - col_of + 1
         if c == "=":
@@ -100,6 +107,11 @@ def tokenize_lilo(src: SourceFile, budget: StepBudget) -> list[LiloToken]:
             while True:
                 if i >= n:
                     raise ConfigSyntaxError("unterminated quoted string", loc_at(i, line, col_of))
+                m = _QUOTED_RUN.match(text, i)
+                if m:
+                    buf.append(m.group(0))
+                    i = m.end()
+                    continue
                 c = text[i]
                 if c == '"':
                     i += 1
@@ -130,6 +142,11 @@ def tokenize_lilo(src: SourceFile, budget: StepBudget) -> list[LiloToken]:
             words.append(("".join(buf), start_line, start_col, False))
             continue
         while i < n:
+            m = _WORD_RUN.match(text, i)
+            if m:
+                buf.append(m.group(0))
+                i = m.end()
+                continue
             c = text[i]
             if c == "\\":
                 if i + 1 >= n:
