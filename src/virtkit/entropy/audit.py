@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape
 
 from virtkit.entropy.domains import GuestConfig, LoadProblem, RngDevice
 from virtkit.entropy.identity import display_name
@@ -117,6 +117,8 @@ def cpu_has_rdrand(guest: GuestConfig, host_rdrand: bool | None) -> bool | None:
     if "rdrand" in guest.cpu_on:
         return True
     mode = guest.cpu_mode
+    if mode is None and guest.hypervisor in ("xen", "lxc"):
+        return host_rdrand  # Xen passes the host's CPUID through unless masked; containers are the host
     if mode in ("host-passthrough", "host-model", "maximum"):
         return host_rdrand if mode != "maximum" else True
     model = guest.cpu_model
@@ -179,13 +181,14 @@ def audit_guest(guest: GuestConfig, opts: AuditOptions | None = None) -> GuestRe
         report.findings.extend(_rng_findings(guest, rng, opts))
     if guest.arch is None or guest.arch in X86_ARCHES:
         has = cpu_has_rdrand(guest, opts.host_rdrand)
-        what = guest.cpu_model or guest.cpu_mode or "the default model (qemu64)"
+        what = f"CPU {guest.cpu_model or guest.cpu_mode}" if guest.cpu_model or guest.cpu_mode \
+            else "the default CPU model (qemu64)"
         if has is False:
             add(Finding("cpu-no-rdrand", "warning",
-                        f"CPU {what} has no RDRAND: boot-time seeding waits for jitter or virtio-rng "
+                        f"{what} has no RDRAND: boot-time seeding waits for jitter or virtio-rng "
                         "(use host-model, a model from IvyBridge/EPYC on, or require the rdrand feature)"))
         elif has is None:
-            add(Finding("cpu-rdrand-unknown", "info", f"cannot tell whether CPU {what} offers RDRAND"))
+            add(Finding("cpu-rdrand-unknown", "info", f"cannot tell whether {what} offers RDRAND"))
     if not guest.genid and guest.hypervisor != "xen":
         add(Finding("no-genid", "info", "no VM generation ID: clones and restored snapshots of 5.18+ guests do "
                                         "not reseed their RNG (add <genid/> or -device vmgenid)"))
@@ -210,20 +213,35 @@ def fix_for(report: GuestReport, opts: AuditOptions | None = None) -> str | None
     rng_codes = codes - {"cpu-no-rdrand", "no-genid"}
     if not codes:
         return None
-    rate = None
+    rate: tuple[int, int] | None = None  # (bytes, period ms): raise a low rate to the floor, keep an adequate one
     if "rate-below-floor" in codes:
-        rate = opts.rate_floor
+        rate = (opts.rate_floor, 1000)
+    else:
+        limited = next((r for r in guest.rngs if r.rate_bytes is not None), None)
+        if limited is not None and limited.rate_bytes is not None:
+            rate = (limited.rate_bytes, limited.rate_period_ms or 1000)
     sock = f"{opts.guest_dir.rstrip('/')}/{guest.name}.sock"
     builtin = _builtin_supported(guest)
+    # A guest already on EGD keeps its daemon (mediation was chosen); it only needs reconnect.
+    keep = next((r for r in guest.rngs if r.backend == "egd" and r.mode == "connect"), None)
+    if opts.accounting:
+        keep = None
     lines: list[str] = []
     if guest.kind == "libvirt":
         if rng_codes:
             lines.append("<rng model='virtio'>")
             if rate is not None:
-                lines.append(f"  <rate bytes='{rate}' period='1000'/>")
-            if opts.accounting:
+                lines.append(f"  <rate bytes='{rate[0]}' period='{rate[1]}'/>")
+            if opts.accounting or (keep is not None and keep.chardev == "unix" and keep.path):
+                path = sock if opts.accounting else (keep.path if keep else sock)
                 lines += ["  <backend model='egd' type='unix'>",
-                          f"    <source mode='connect' path={quoteattr(sock)}>",
+                          f"    <source mode='connect' path={_attr(path or sock)}>",
+                          "      <reconnect enabled='yes' timeout='1'/>",
+                          "    </source>",
+                          "  </backend>"]
+            elif keep is not None and keep.chardev == "tcp" and keep.host:
+                lines += ["  <backend model='egd' type='tcp'>",
+                          f"    <source mode='connect' host={_attr(keep.host)} service={_attr(keep.service or '')}>",
                           "      <reconnect enabled='yes' timeout='1'/>",
                           "    </source>",
                           "  </backend>"]
@@ -240,9 +258,14 @@ def fix_for(report: GuestReport, opts: AuditOptions | None = None) -> str | None
         return "\n".join(lines)
     args: list[str] = []
     if rng_codes:
-        dev = "-device virtio-rng-pci,rng=rng0" + (f",max-bytes={rate},period=1000" if rate is not None else "")
-        if opts.accounting:
-            args += [f"-chardev socket,id=chrrng0,path={sock.replace(',', ',,')},reconnect=1",
+        dev = "-device virtio-rng-pci,rng=rng0" + (f",max-bytes={rate[0]},period={rate[1]}" if rate is not None else "")
+        if opts.accounting or (keep is not None and (keep.path or keep.host)):
+            if opts.accounting or (keep is not None and keep.path):
+                where = f"path={(sock if opts.accounting or keep is None else keep.path or sock).replace(',', ',,')}"
+            else:
+                assert keep is not None
+                where = f"host={keep.host},port={keep.service}"
+            args += [f"-chardev socket,id=chrrng0,{where},reconnect=1",
                      "-object rng-egd,id=rng0,chardev=chrrng0", dev]
         elif builtin:
             args += ["-object rng-builtin,id=rng0", dev]
@@ -254,6 +277,14 @@ def fix_for(report: GuestReport, opts: AuditOptions | None = None) -> str | None
         model = guest.cpu_model if guest.cpu_model and guest.cpu_model not in ("host", "max") else "qemu64"
         args.append(f"-cpu host   (or: -cpu {model},+rdrand where the host has it)")
     return "\n".join(args) if args else None
+
+
+def _attr(value: str) -> str:
+    return "'" + escape(value, {"'": "&apos;", '"': "&quot;"}) + "'"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def render_human(reports: list[GuestReport], problems: list[LoadProblem], *, fix: bool,
@@ -276,8 +307,9 @@ def render_human(reports: list[GuestReport], problems: list[LoadProblem], *, fix
     for p in problems:
         out.append(f"{p.origin}: could not be read: {p.problem}")
     counts = {s: sum(1 for r in reports for f in r.findings if f.severity == s) for s in SEVERITY_ORDER}
-    out.append(f"{len(reports)} guests: {counts['error']} errors, {counts['warning']} warnings, "
-               f"{counts['info']} notes" + (f", {len(problems)} unreadable inputs" if problems else ""))
+    out.append(f"{_count(len(reports), 'guest')}: {_count(counts['error'], 'error')}, "
+               f"{_count(counts['warning'], 'warning')}, {_count(counts['info'], 'note')}"
+               + (f", {_count(len(problems), 'unreadable input')}" if problems else ""))
     return "\n".join(out) + "\n"
 
 

@@ -253,7 +253,8 @@ def iter_libvirt_domains(uri: str) -> Iterator[GuestConfig]:
     try:
         versions = {"libvirt": _version(conn.getLibVersion())}
         try:
-            versions["qemu"] = _version(conn.getVersion())
+            if conn.getType() == "QEMU":  # getVersion() is the hypervisor's version, QEMU's only for this driver
+                versions["qemu"] = _version(conn.getVersion())
         except libvirt.libvirtError:
             pass
         for dom in conn.listAllDomains(0):
