@@ -5,9 +5,10 @@ paths in the output are stable: {mbr} {gpt} {gpt4k} {lvm} {s0} {s1} {whole}
 (tests/data/volume), {md0} {md1} and {r5a} {r5b} (RAID1 / RAID5 member pairs
 from tests/builders/md.py), {qcow2} (mbr-logical.img converted by qemu-img),
 {overlay} (a qcow2 overlay whose backing file is mbr-logical.img), {evil}
-(a GPT whose partition name holds escape sequences), and hostile disks:
-{ebrloop}, {gpt2e32}, {lvbeyond}, {lvsyntax}; {dir} is a directory given as IMAGE.  Goldens live in
-tests/golden/cli/inspect/; ``pytest --regenerate-golden`` rewrites them.
+(a GPT whose partition name holds escape sequences), {dir} (a directory given
+as IMAGE); damaged but readable: {gptbad} (primary GPT header damaged),
+{gpttrunc} (a GPT disk cut short); hostile: {ebrloop}, {gpt2e32}, {lvbeyond},
+{lvsyntax}.  Goldens live in tests/golden/cli/inspect/; ``pytest --regenerate-golden`` rewrites them.
 """
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ CASES = [
     ),
     Case("missing-image", ("inspect", "{missing}"), status=3, stderr=r"cannot open image .*missing.img"),
     Case(
+        "gpt-primary-damaged",
+        ("inspect", "--volumes-only", "{gptbad}"),
+        stdout=r"  note: primary GPT header at LBA 1 is damaged \(header CRC32 mismatch, expected 0x[0-9a-f]{8}, got "
+        r"0x[0-9a-f]{8}\): used the backup at LBA 4095\n  └── disk0p1  \(hd0,gpt1\)",
+    ),
+    Case(
+        "gpt-truncated",
+        ("inspect", "--volumes-only", "{gpttrunc}"),
+        stdout=r"note: the backup GPT header should be at LBA 4095, past the end of the disk \(3500 sectors\)",
+    ),
+    Case(
         "directory",
         ("inspect", "{dir}"),
         stdout=r"^dir0 \(hd0\): tree\n  a directory on the host, read as one filesystem root\n$",
@@ -169,6 +181,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(root / "lv-beyond.img", bytes(PvImage(size=32 * MiB, pv_uuid=PV_UUID, text=text.encode()).build()))
     bad = 'vg {\nid = "x"\nseqno = $1\n}\n'
     _write(root / "lv-syntax.img", bytes(PvImage(size=8 * MiB, pv_uuid=PV_UUID, text=bad.encode()).build()))
+    damaged = GptDisk(sectors=4096, corrupt_primary_header=True).add(GptPart(LINUX_FS, 2048, 3000))
+    _write(root / "gpt-bad.img", damaged.build())
+    _write(root / "gpt-trunc.img", GptDisk(sectors=4096).add(GptPart(LINUX_FS, 2048, 3000)).build()[: 3500 * 512])
     (root / "tree" / "grub").mkdir(parents=True)
     (root / "tree" / "grub" / "grub.cfg").write_text("set timeout=0\n")
     evil = GptDisk(sectors=4096).add(GptPart(LINUX_FS, 2048, 3000, name="\x1b]0;pwned\x07\x1b[31mred\u202e"))
@@ -197,6 +212,8 @@ PLACES = {
     "evil": "evil.img",
     "missing": "missing.img",
     "dir": "tree",
+    "gptbad": "gpt-bad.img",
+    "gpttrunc": "gpt-trunc.img",
 }
 
 
