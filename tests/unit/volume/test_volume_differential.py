@@ -105,6 +105,27 @@ def test_partitions_match_sfdisk(names):
             assert our_partitions(g.storage, i, 512) == sfdisk_comparable(rows)
 
 
+@pytest.mark.root
+def test_4k_partitions_match_sfdisk_on_a_4k_loop_device():
+    """sfdisk takes the sector size from the device: attach the 4Kn image with 4096-byte sectors."""
+    require_tool("sfdisk", "losetup")
+    if not is_root():
+        pytest.skip("attaching an image to a loop device needs root")
+    image = paths(("gpt-4k.img",))[0]
+    try:
+        loop = run("losetup", "-f", "--show", "-r", "--sector-size", "4096", image).strip()
+    except AssertionError as exc:
+        pytest.skip(f"cannot attach a loop device here: {exc}")
+    try:
+        pt, rows = sfdisk_partitions(loop)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+    assert pt["sectorsize"] == 4096
+    with open_guest([image], limits=Limits()) as g:
+        assert pt["id"] == g.storage.disks[0].disk_id
+        assert our_partitions(g.storage, 0, 4096) == sfdisk_comparable(rows)
+
+
 def _attrs(attrs: str | None) -> int:
     bits = {"RequiredPartition": 0, "NoBlockIOProtocol": 1, "LegacyBIOSBootable": 2}
     value = 0
