@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 from btrfs_support import VARIANTS, image_path, open_variant
-from helpers import is_root, require_tool
 
 from fs_contract import assert_boot_tree
+from helpers import is_root, require_tool
 from virtkit.boot.fs.base import FileType, Node
 from virtkit.boot.fs.btrfs import Btrfs, BtrfsNode
 from virtkit.boot.fs.btrfs.items import parse_file_extent
-from virtkit.boot.fs.btrfs.structs import BTRFS_EXTENT_DATA_KEY, COMPRESSION_NAMES, U64_MAX
+from virtkit.boot.fs.btrfs.structs import BTRFS_EXTENT_DATA_KEY, U64_MAX
 from virtkit.errors import ImageError
 from virtkit.limits import Limits
 
