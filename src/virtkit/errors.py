@@ -202,8 +202,7 @@ class LimitExceeded(VirtkitError):
         self.maximum = maximum
         self.where = where
         prefix = f"{where}: " if where else ""
-        flag = "--" + name.replace("_", "-")
-        super().__init__(f"{prefix}{value} exceeds the {name} limit of {maximum} (raise it with {flag})")
+        super().__init__(f"{prefix}{value} exceeds the {name} limit of {maximum} (raise it with --limit {name}=N)")
 
 
 class ConfigError(VirtkitError):

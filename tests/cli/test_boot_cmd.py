@@ -106,7 +106,7 @@ CASES = [
          stderr=r"--set wants VAR=VALUE with a variable name of letters, digits and _, got 'no-equals'"),
     Case("set-bad-name", ("boot", "{legacy}", "--set", "1x=2"), status=2, stderr=r"got '1x=2'"),
     Case("limit", ("boot", "{legacy}", "--limit", "max_config_bytes=64"), status=3,
-         stderr=r"\(hd0\)/grub/menu\.lst: \d+ exceeds the max_config_bytes limit of 64 \(raise it with --max-config-bytes\)"),
+         stderr=r"\(hd0\)/grub/menu\.lst: \d+ exceeds the max_config_bytes limit of 64 \(raise it with --limit max_config_bytes=N\)"),
     Case("limit-menu-entries", ("boot", "{legacy}", "--limit", "max_menu_entries=2"), status=3,
          stderr=r"3 exceeds the max_menu_entries limit of 2"),
     Case("format-raw", ("boot", "--format", "raw", "{img}"), stdout=r"^grub-legacy menu from \(hd0,msdos1\)/grub/grub\.conf"),

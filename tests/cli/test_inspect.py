@@ -93,7 +93,7 @@ CASES = [
         "limit",
         ("inspect", "--limit", "max_partitions=4", "{mbr}"),
         status=3,
-        stderr=r"extended partition chain of disk0: 5 exceeds the max_partitions limit of 4 \(raise it with --max-partitions\)",
+        stderr=r"extended partition chain of disk0: 5 exceeds the max_partitions limit of 4 \(raise it with --limit max_partitions=N\)",
     ),
     # -- hostile disks: one clear line, exit 3 --------------------------------------------------
     Case(

@@ -63,9 +63,10 @@ class Guest:
     def filesystems(self) -> list[MountedVolume]:
         """Every volume that may hold a filesystem, opened if possible (cached).
 
-        A volume whose filesystem is unrecognised or damaged is listed with its
-        error instead of failing the whole guest: one bad partition must not hide
-        the /boot next to it.  Limits broken while probing still propagate.
+        A volume whose filesystem is unrecognised, damaged or hostile (a broken
+        limit included) is listed with its error instead of failing the whole
+        guest: one bad partition must not hide the /boot next to it.  Callers
+        report the recorded errors when nothing usable is found.
         """
         if self._mounted is None:
             out: list[MountedVolume] = []

@@ -69,7 +69,7 @@ def test_hostile_input_hits_its_limit(loader: Loader, tree: dict[str, str | byte
     with pytest.raises(LimitExceeded) as exc:
         run(loader, tree, path, limits)
     assert exc.value.name == name
-    assert f"(raise it with --{name.replace('_', '-')})" in str(exc.value)
+    assert f"(raise it with --limit {name}=N)" in str(exc.value)
 
 
 @pytest.mark.parametrize(("loader", "tree", "path"), [

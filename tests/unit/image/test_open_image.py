@@ -128,7 +128,7 @@ def test_raw_size_limit(tmp_path: Path) -> None:
     path = _write(tmp_path, "big.raw", bytes(8192))
     with pytest.raises(
         LimitExceeded,
-        match=r"big.raw: 8192 exceeds the max_image_bytes limit of 4096 \(raise it with --max-image-bytes\)",
+        match=r"big.raw: 8192 exceeds the max_image_bytes limit of 4096 \(raise it with --limit max_image_bytes=N\)",
     ):
         open_image(path, limits=Limits(max_image_bytes=4096))
 

@@ -124,7 +124,7 @@ def test_two_to_the_32_entries_fail_fast_without_reading_them():
     assert e.value.name == "max_partitions"
     assert str(e.value) == (
         "GPT header at LBA 1 of disk0: 4294967295 exceeds the max_partitions limit of 256 "
-        "(raise it with --max-partitions)"
+        "(raise it with --limit max_partitions=N)"
     )
 
 
