@@ -290,3 +290,20 @@ def test_superblock_all_copies_bad() -> None:
     img.mutate_super(lambda raw: raw.__setitem__(0x100, raw[0x100] ^ 1), fix_csum=False, offset=64 << 20)
     with pytest.raises(CorruptStructure, match=r"^btrfs superblock on rootdir at 0x10000: crc32c checksum mismatch"):
         img.open()
+
+
+@pytest.mark.parametrize("accelerated", [False, True], ids=["pure-python-lzo", "python-lzo"])
+def test_lzo_fixture_with_and_without_the_accelerator(accelerated: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from virtkit.boot.fs.btrfs import compression
+
+    if accelerated:
+        pytest.importorskip("lzo", reason="python-lzo (the optional virtkit[lzo] accelerator) is not installed")
+        monkeypatch.delitem(compression._zstd_cache, "lzo", raising=False)
+        assert compression._lzo_accelerator() is not None
+    else:
+        monkeypatch.setitem(compression._zstd_cache, "lzo", None)
+    fs = open_variant("compress-lzo")
+    assert_boot_tree(fs)
+    want = bytearray(pattern("overwrite", 512 << 10))
+    want[45 * 4096 : 47 * 4096] = pattern("patch", 8192)
+    assert fs.read_file("/overwrite.bin", limit=1 << 20) == bytes(want)

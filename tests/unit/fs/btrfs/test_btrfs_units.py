@@ -232,13 +232,24 @@ LZO_FRAME_BAD = [
 
 
 @pytest.mark.parametrize(("data", "message"), LZO_FRAME_BAD, ids=[m for _, m in LZO_FRAME_BAD])
-def test_lzo_framing_hostile(data: bytes, message: str) -> None:
+def test_lzo_framing_hostile(data: bytes, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(compression._zstd_cache, "lzo", None)
     with pytest.raises(CorruptStructure, match=message):
         decompress_extent(2, data, 4096, sectorsize=4096, what="btrfs extent")
 
 
-def test_lzo_segment_bigger_than_wanted_is_an_overrun() -> None:
+@pytest.mark.parametrize("accelerated", [False, True], ids=["pure-python-lzo", "python-lzo"])
+def test_lzo_segment_bigger_than_wanted_is_an_overrun(accelerated: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if accelerated:
+        pytest.importorskip("lzo", reason="python-lzo (the optional virtkit[lzo] accelerator) is not installed")
+        monkeypatch.delitem(compression._zstd_cache, "lzo", raising=False)
+    else:
+        monkeypatch.setitem(compression._zstd_cache, "lzo", None)
     framed, _ = frame_lzo([lzo_literal_stream(bytes(100))], 4096)
+    if accelerated:
+        with pytest.raises(CorruptStructure, match=r"lzo segment at 4 is corrupt \(Compressed data violation"):
+            decompress_extent(2, framed, 50, sectorsize=4096, what="btrfs extent")
+        return
     with pytest.raises(CorruptStructure, match="output overrun: over 50 bytes"):
         decompress_extent(2, framed, 50, sectorsize=4096, what="btrfs extent")
 
