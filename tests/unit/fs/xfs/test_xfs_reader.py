@@ -382,3 +382,42 @@ def test_meta_uuid_keeps_metadata_readable_and_shows_the_new_uuid() -> None:
     del patches[xs.field_offset(sb, "sb_features_incompat")]
     with pytest.raises(CorruptStructure, match=r"inode belongs to another filesystem \(di_uuid differs\)"):
         xs.open_patched("v5-4k", patches).root().stat()
+
+
+@pytest.mark.parametrize(
+    "feature",
+    ["NEEDSREPAIR", "EXCHRANGE", "PARENT", "METADIR", "ZONED"],
+)
+def test_readable_incompat_features_are_accepted(feature: str) -> None:
+    # Newer kernels' incompatible features that do not change what a reader of the user tree
+    # sees (log items, xattr parent pointers, the metadata directory, the realtime device).
+    bit = getattr(s, f"XFS_SB_FEAT_INCOMPAT_{feature}")
+    base = s.XFS_SB_FEAT_INCOMPAT_FTYPE | s.XFS_SB_FEAT_INCOMPAT_SPINODES | s.XFS_SB_FEAT_INCOMPAT_BIGTIME
+    fs = xs.open_patched("v5-4k", {xs.field_offset(s.XFS_SB_RECORD, "sb_features_incompat"): struct.pack(">I", base | bit)})
+    assert feature.lower() in fs.geometry.incompat
+    assert fs.read_file("/grub/grub.cfg", limit=4096).startswith(b"set default=0")
+
+
+def test_version_1_inodes_count_links_in_di_onlink() -> None:
+    fs = xs.open_xfs("v4-ftype0")
+    d = node(fs, "/grub").dinode
+    patched = xs.open_patched(
+        "v4-ftype0",
+        {
+            d.offset + xs.field_offset(s.XFS_DINODE_RECORD, "di_version"): b"\x01",
+            d.offset + xs.field_offset(s.XFS_DINODE_RECORD, "di_onlink"): struct.pack(">H", 7),
+        },
+    )
+    g = node(patched, "/grub")
+    assert (g.dinode.di_version, g.stat().nlink) == (1, 7)
+    assert sorted(e.name for e in g.iter_dir()) == sorted(e.name for e in node(fs, "/grub").iter_dir())
+    assert node(fs, "/grub").stat().nlink == 4  # v2: di_nlink
+
+
+def test_realtime_files_are_refused_by_name() -> None:
+    fs = xs.open_xfs("v5-4k")
+    d = node(fs, "/grub/grub.cfg").dinode
+    flags = d.di_flags | s.XFS_DIFLAG_REALTIME
+    patched = xs.open_patched("v5-4k", {d.offset + xs.field_offset(s.XFS_DINODE_RECORD, "di_flags"): struct.pack(">H", flags)})
+    with pytest.raises(UnsupportedFeature, match=r"inode \d+ keeps its data on the realtime device"):
+        patched.lookup("/grub/grub.cfg").open()
