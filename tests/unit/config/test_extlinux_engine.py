@@ -131,6 +131,13 @@ CASES = [
          " LABEL x\n  KERNEL vmlinuz-lts\n LABEL y\n  MENU DEFAULT\n  KERNEL vmlinuz\nMENU END\n",
          Expect(default=(1, 1), trail_contain=["it is submenu 'Advanced'", "MENU DEFAULT on label 'y'"],
                 extra=lambda m: _submenu(m, 1, "Advanced", "adv"))),
+    Case("timed-submenu-default-boots-nothing", "UI menu.c32\nTIMEOUT 10\nLABEL a\n KERNEL vmlinuz\nMENU BEGIN adv\n MENU DEFAULT\n"
+         " LABEL x\n  KERNEL vmlinuz-lts\nMENU END\n",
+         Expect(default=None, trail_contain=["on timeout menu.c32 has no command line for it and exits"])),
+    Case("timed-disabled-first-entry-boots-nothing", "UI menu.c32\nTIMEOUT 10\nLABEL d\n MENU DISABLE\n KERNEL vmlinuz\n"
+         "LABEL a\n KERNEL vmlinuz\n", Expect(default=None, trail_contain=["which cancels the timeout"])),
+    Case("timed-ontimeout-beats-submenu-default", "UI menu.c32\nTIMEOUT 10\nONTIMEOUT a\nLABEL a\n KERNEL vmlinuz\n"
+         "MENU BEGIN adv\n MENU DEFAULT\n LABEL x\n  KERNEL vmlinuz-lts\nMENU END\n", Expect(default=(0,))),
     Case("default-label-inside-submenu", "UI menu.c32\nDEFAULT x\nLABEL a\n KERNEL vmlinuz\nMENU BEGIN adv\n LABEL x\n"
          "  KERNEL vmlinuz-lts\nMENU END\n", Expect(default=(1, 0))),
     Case("menu-start", "UI menu.c32\nLABEL a\n KERNEL vmlinuz\nMENU BEGIN adv\n MENU START\n LABEL x\n  KERNEL vmlinuz-lts\n"

@@ -412,19 +412,21 @@ def compute_default(st: Syslinux, index_map: dict[SyslinuxEntry, tuple[int, ...]
                 trail.append(f"DEFAULT {sanitize_text(gd)} names a hidden label; the menu ignores it")
             else:
                 trail.append(f"DEFAULT {sanitize_text(gd)}{_at(st.default_loc)} names no label")
-        path = _menu_default(start, index_map, trail)
+        style = "hidden" if st.menu_hidden else "menu"
         if timeout_tenths > 0:
             timeout: float | None = timeout_tenths / 10
             which = "TIMEOUT" if st.timeout > 0 else "TOTALTIMEOUT"
             trail.append(f"{which} {timeout_tenths} = {timeout:g} s (tenths of a second)")
             if st.ontimeout:
+                trail.append("when it expires syslinux runs ONTIMEOUT, not the highlighted entry")
                 p2, extra = _command_target(st, st.ontimeout, "ONTIMEOUT", keep_extra=True, n_top=n_top,
                                             index_map=index_map, src=src, trail=trail)
-                trail.append("when the timeout expires syslinux runs ONTIMEOUT, not the highlighted entry")
-                return p2, tuple(trail), timeout, "hidden" if st.menu_hidden else "menu", extra
+                return p2, tuple(trail), timeout, style, extra
+            path = _menu_default(start, index_map, trail, timed=True)
         else:
             timeout = None
             trail.append("no TIMEOUT: the menu waits for a key; Enter boots the highlighted entry")
+            path = _menu_default(start, index_map, trail, timed=False)
         return path, tuple(trail), timeout, "hidden" if st.menu_hidden else "menu", None
     if gd is None:
         trail.append("neither DEFAULT nor UI: syslinux stops at its boot: prompt, nothing boots by itself")
@@ -450,31 +452,48 @@ def compute_default(st: Syslinux, index_map: dict[SyslinuxEntry, tuple[int, ...]
     return p1, tuple(trail), timeout, "menu", extra
 
 
-def _menu_default(start: SyslinuxMenu, index_map: dict[SyslinuxEntry, tuple[int, ...]],
-                  trail: list[str]) -> tuple[int, ...] | None:
+def _menu_default(start: SyslinuxMenu, index_map: dict[SyslinuxEntry, tuple[int, ...]], trail: list[str], *,
+                  timed: bool) -> tuple[int, ...] | None:
+    """The entry menu.c32 boots by itself (``timed``) or highlights for Enter (no timeout).
+
+    menumain.c: on timeout it runs ``menu_entries[defentry]->cmdline`` - a submenu, separator or
+    disabled entry has none, so menu.c32 exits to the ``boot:`` prompt; and when the cursor has to
+    skip a disabled first entry, moving it cancels the timeout.  Without a timeout, Enter on the
+    highlighted entry boots it, or opens the submenu it is.
+    """
     menu = start
     for _depth in range(_MAX_MENU_DEPTH):
         if not menu.entries:
             trail.append("the menu is empty: nothing to boot")
             return None
+        where = "the menu" if menu.parent is None else f"submenu '{sanitize_text(menu.label)}'"
+        defentry = menu.defentry if menu.defentry is not None else 0
+        e = menu.entries[defentry]
         if menu.defentry is None:
-            idx = _selectable(menu, 0)
-            where = "the menu" if menu.parent is None else f"submenu '{sanitize_text(menu.label)}'"
             trail.append(f"no MENU DEFAULT in {where} -> its first entry")
+        elif e.action in {"cmd", "submenu"}:
+            trail.append(f"MENU DEFAULT on label '{sanitize_text(e.label or e.display or '')}'{_at(e.location)}")
+        if timed:
+            if e.action == "submenu":
+                trail.append(f"it is submenu '{sanitize_text(e.display or '')}': on timeout menu.c32 has no command "
+                             "line for it and exits to the boot: prompt - nothing boots by itself")
+                return None
+            if e.action != "cmd":
+                trail.append("it cannot be selected (a separator or MENU DISABLE), so menu.c32 moves the cursor, "
+                             "which cancels the timeout - nothing boots by itself")
+                return None
+            chosen = e
         else:
-            idx = _selectable(menu, menu.defentry)
-            e = menu.entries[menu.defentry]
-            if e.action in {"cmd", "submenu"}:
-                trail.append(f"MENU DEFAULT on label '{sanitize_text(e.label or e.display or '')}'{_at(e.location)}")
-        if idx is None:
-            trail.append("no selectable entry")
-            return None
-        chosen = menu.entries[idx]
-        if chosen.action == "submenu" and chosen.submenu is not None:
-            trail.append(f"it is submenu '{sanitize_text(chosen.display or chosen.submenu.label)}': "
-                         "syslinux opens it and highlights its default")
-            menu = chosen.submenu
-            continue
+            idx = _selectable(menu, defentry)
+            if idx is None:
+                trail.append("no selectable entry")
+                return None
+            chosen = menu.entries[idx]
+            if chosen.action == "submenu" and chosen.submenu is not None:
+                trail.append(f"it is submenu '{sanitize_text(chosen.display or chosen.submenu.label)}': "
+                             "Enter opens it and highlights its default")
+                menu = chosen.submenu
+                continue
         path = index_map.get(chosen)
         if path is not None:
             shown = _strip_caret(chosen.display or chosen.label or "")[0]
