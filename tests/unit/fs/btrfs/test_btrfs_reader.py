@@ -307,3 +307,11 @@ def test_lzo_fixture_with_and_without_the_accelerator(accelerated: bool, monkeyp
     want = bytearray(pattern("overwrite", 512 << 10))
     want[45 * 4096 : 47 * 4096] = pattern("patch", 8192)
     assert fs.read_file("/overwrite.bin", limit=1 << 20) == bytes(want)
+
+
+def test_max_read_bounds_metadata_not_file_data_the_caller_bounded() -> None:
+    """A 2 MiB extent read whole with max_read=1 MiB: read_file's own limit decides."""
+    fs = open_variant("features", limits=Limits(max_read=1 << 20))  # the kernel wrote one 2 MiB extent
+    assert [r.length for r in fs.lookup("/vmlinuz-6.1.0-28-amd64").open().runs] == [2 * 1024 * 1024 + 123]  # type: ignore[attr-defined]
+    data = fs.read_file("/vmlinuz-6.1.0-28-amd64", limit=4 << 20, limit_name="max_kernel_bytes")
+    assert len(data) == 2 * 1024 * 1024 + 123

@@ -250,15 +250,22 @@ class ChunkMap:
     def copies(self, logical: int) -> int:
         return self.find(logical).copies
 
-    def read(self, logical: int, length: int, *, mirror: int | None = None) -> bytes:
+    def read(self, logical: int, length: int, *, mirror: int | None = None, bounded: bool = True) -> bytes:
         """Read logical bytes, from copy ``mirror`` or (None) the first copy that reads.
+
+        Args:
+            logical: the logical address.
+            length: bytes wanted.
+            mirror: which copy; None tries each in turn.
+            bounded: apply ``max_read`` (lengths taken from metadata); file data
+                reads pass False, their callers bound the file size themselves.
 
         Raises:
             CorruptStructure: unmapped range, a stripe outside its device.
             ImageError: every copy needs a device that was not given.
             LimitExceeded: ``length`` over ``max_read``.
         """
-        if length > self.limits.max_read:
+        if bounded and length > self.limits.max_read:
             raise LimitExceeded("max_read", length, self.limits.max_read, f"btrfs logical read at {logical:#x} on {self.where}")
         parts: list[bytes] = []
         pos = logical
@@ -328,4 +335,4 @@ class LogicalSource:
             raise CorruptStructure(self.name, f"read of {length} bytes at {offset:#x} is outside the address space", offset=offset)
         if length == 0:
             return b""
-        return self.chunks.read(offset, length)
+        return self.chunks.read(offset, length, bounded=False)

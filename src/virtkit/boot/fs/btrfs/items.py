@@ -2,7 +2,7 @@
 
 References:
     include/uapi/linux/btrfs_tree.h (``btrfs_inode_item``, ``btrfs_dir_item``,
-    ``btrfs_inode_ref``, ``btrfs_inode_extref``, ``btrfs_root_item``,
+    ``btrfs_inode_ref``, ``btrfs_root_item``,
     ``btrfs_root_ref``, ``btrfs_file_extent_item``),
     fs/btrfs/tree-checker.c (``check_dir_item``, ``check_extent_data_item``,
     ``check_inode_ref``, ``check_root_item``).
@@ -26,7 +26,6 @@ from virtkit.boot.fs.btrfs.structs import (
     BTRFS_FILE_EXTENT_ITEM_REG,
     BTRFS_FILE_EXTENT_PREALLOC,
     BTRFS_FILE_EXTENT_REG,
-    BTRFS_INODE_EXTREF,
     BTRFS_INODE_ITEM,
     BTRFS_INODE_REF,
     BTRFS_NAME_LEN,
@@ -43,7 +42,6 @@ __all__ = [
     "RootItem",
     "describe_item",
     "iter_dir_items",
-    "iter_inode_extrefs",
     "iter_inode_refs",
     "parse_file_extent",
     "parse_inode_item",
@@ -126,23 +124,6 @@ def iter_inode_refs(item: Item, where: str) -> Iterator[tuple[int, bytes]]:
         if start + r.name_len > len(data) or r.name_len == 0:
             raise CorruptStructure(describe_item(item, "INODE_REF", where), f"bad name_len {r.name_len} at {pos}")
         yield r.index, bytes(data[start : start + r.name_len])
-        pos = start + r.name_len
-
-
-def iter_inode_extrefs(item: Item, where: str) -> Iterator[tuple[int, int, bytes]]:
-    """``(parent, index, name)`` for each name in an INODE_EXTREF item.
-
-    Raises:
-        CorruptStructure: a name runs past the item.
-    """
-    data = item.data
-    pos = 0
-    while pos < len(data):
-        r = BTRFS_INODE_EXTREF.parse(data, pos, where=where)
-        start = pos + BTRFS_INODE_EXTREF.size
-        if start + r.name_len > len(data) or r.name_len == 0:
-            raise CorruptStructure(describe_item(item, "INODE_EXTREF", where), f"bad name_len {r.name_len} at {pos}")
-        yield r.parent_objectid, r.index, bytes(data[start : start + r.name_len])
         pos = start + r.name_len
 
 
