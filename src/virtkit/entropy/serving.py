@@ -155,6 +155,8 @@ class ServingCore:
             except RemoteProtocolError as exc:
                 if arrived:
                     conn.clock.arrived(now, arrived)
+                self._serve(conn, now)  # answer what was validly asked before the bad byte, if we can now
+                self._flush(conn)
                 self._protocol_error(conn, exc)
                 return
             t = type(ev)

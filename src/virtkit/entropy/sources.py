@@ -368,31 +368,38 @@ class UpstreamEgdSource(PoolSource):
             await asyncio.sleep(delay)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Keep up to INFLIGHT ``02 ff`` requests out while the pool has room; always watch for EOF."""
         client = EgdClientConnection()
-        while True:
-            want = self.pool_size - len(self._pool) - client.outstanding * 255
-            while client.outstanding < self.INFLIGHT and want >= 255:
-                writer.write(client.send(ReadBlocking(255)))
-                want -= 255
-            await writer.drain()
-            if client.outstanding == 0:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            data = await reader.read(65536)
-            client.receive_data(data)
+        loop = asyncio.get_running_loop()
+        reading: asyncio.Task[bytes] = loop.create_task(reader.read(65536))
+        try:
             while True:
-                ev = client.next_event()
-                if ev is NEED_DATA:
-                    break
-                if isinstance(ev, ConnectionClosed):
+                want = self.pool_size - len(self._pool) - client.outstanding * 255
+                while client.outstanding < self.INFLIGHT and want >= 255:
+                    writer.write(client.send(ReadBlocking(255)))
+                    want -= 255
+                await writer.drain()
+                self._wakeup.clear()
+                waking = loop.create_task(self._wakeup.wait())
+                done, _ = await asyncio.wait({reading, waking}, return_when=asyncio.FIRST_COMPLETED)
+                waking.cancel()
+                if reading not in done:
+                    continue  # room in the pool: ask for more
+                data = reading.result()
+                client.receive_data(data)
+                while True:
+                    ev = client.next_event()
+                    if ev is NEED_DATA or isinstance(ev, ConnectionClosed):
+                        break
+                    if isinstance(ev, BlockingData):
+                        if self.state == "failed" and self.retry_due(time.monotonic()):
+                            self.restart_tests()
+                        self.feed(ev.data)
+                if not data:
                     return
-                if isinstance(ev, BlockingData):
-                    if self.state == "failed" and self.retry_due(time.monotonic()):
-                        self.restart_tests()
-                    self.feed(ev.data)
-            if not data:
-                return
+                reading = loop.create_task(reader.read(65536))
+        finally:
+            reading.cancel()
 
     async def close(self) -> None:
         if self._task is not None:
