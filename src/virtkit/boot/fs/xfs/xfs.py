@@ -18,10 +18,10 @@ import stat as stat_mod
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from virtkit._streams import ByteSource, BytesSource, MappedSource
+from virtkit._streams import ByteSource, BytesSource
 from virtkit.boot.fs.base import DirEntry, Filesystem, FileType, Node, Stat, decode_name, encode_name
 from virtkit.boot.fs.xfs import structs as s
-from virtkit.boot.fs.xfs.bmap import Extent, ForkMap, extents_to_runs, read_data_fork_extents
+from virtkit.boot.fs.xfs.bmap import Extent, ExtentFileSource, ForkMap, extents_to_runs, read_data_fork_extents
 from virtkit.boot.fs.xfs.dir import XfsDirectory
 from virtkit.boot.fs.xfs.inode import Dinode, read_dinode
 from virtkit.boot.fs.xfs.superblock import XfsGeometry, parse_superblock
@@ -209,7 +209,7 @@ class XfsNode(Node):
         if d.di_flags & s.XFS_DIFLAG_REALTIME:
             raise UnsupportedFeature(f"{self.fs.describe()}: inode {self.ino} keeps its data on the realtime device")
         runs = extents_to_runs(self.extents(), self.fs.geometry.block_size, d.di_size, self.fs.source)
-        return MappedSource(d.di_size, runs, name, max_runs=self.fs.limits.max_extents)
+        return ExtentFileSource(d.di_size, runs, name, max_runs=self.fs.limits.max_extents)
 
     @property
     def mode(self) -> int:
