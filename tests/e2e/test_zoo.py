@@ -75,6 +75,23 @@ def _kernel_digest(zoo: Zoo, name: str) -> str:
     return zoo.file_digest(name, zoo.truth(name)["kernel"])
 
 
+def _refs(truth: dict[str, Any], refs: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(device, path) pairs, with the truth's documented path aliases (a symlinked directory) applied."""
+    out = []
+    for r in refs:
+        path = r["path"]
+        for prefix, repl in truth.get("path_aliases", {}).get(r["device"], {}).items():
+            if path.startswith(prefix):
+                path = repl + path[len(prefix):]
+        out.append((r["device"], path))
+    return out
+
+
+def _assert_entry_files(truth: dict[str, Any], entry: dict[str, Any]) -> None:
+    assert _refs(truth, [entry["kernel"]]) == _refs(truth, [truth["kernel"]])
+    assert _refs(truth, entry["initrds"]) == _refs(truth, truth["initrds"])
+
+
 # ----------------------------------------------------------------------------- virtkit-pygrub under libxl
 
 
@@ -125,9 +142,7 @@ def test_boot_extract(zoo: Zoo, name: str, tmp_path: Path, request: pytest.Fixtu
     assert entry["path"] == truth["default"]["path"]
     assert entry["title"] == truth["default"]["title"]
     assert entry["id"] == truth["default"]["id"]
-    assert {k: entry["kernel"][k] for k in ("device", "path")} == {k: truth["kernel"][k] for k in ("device", "path")}
-    assert [{k: r[k] for k in ("device", "path")} for r in entry["initrds"]] == \
-        [{k: r[k] for k in ("device", "path")} for r in truth["initrds"]]
+    _assert_entry_files(truth, entry)
     assert entry["cmdline"] == truth["cmdline"]
     assert doc["args"] == truth["cmdline"]
     kernel = Path(doc["kernel"])
@@ -165,7 +180,7 @@ def _item(items: list[dict[str, Any]], path: list[int]) -> dict[str, Any]:
 def test_boot_list_json(zoo: Zoo, name: str, request: pytest.FixtureRequest) -> None:
     truth = _image(zoo, name)
     _known(request, name, "list")
-    proc = subprocess.run(["virtkit", "boot", "list", "--json", *zoo.disks(name)], capture_output=True, text=True,
+    proc = subprocess.run(["virtkit", "boot", "list", *zoo.disks(name), "--json"], capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -178,10 +193,20 @@ def test_boot_list_json(zoo: Zoo, name: str, request: pytest.FixtureRequest) -> 
     assert doc["default_bootable"] is True
     item = _item(doc["items"], truth["default"]["path"])
     assert item["id"] == truth["default"]["id"]
-    assert {k: item["kernel"][k] for k in ("device", "path")} == {k: truth["kernel"][k] for k in ("device", "path")}
-    assert [{k: r[k] for k in ("device", "path")} for r in item["initrds"]] == \
-        [{k: r[k] for k in ("device", "path")} for r in truth["initrds"]]
+    _assert_entry_files(truth, item)
     assert item["cmdline"] == truth["cmdline"]
+
+
+@pytest.mark.xfail(strict=True, reason="CLI (cli/boot_cmd.py): `virtkit boot list --json IMAGE` - argparse gives the "
+                   "nargs='*' IMAGE positional only the words before the first option (here the action 'list'), so "
+                   "the image after --json is 'unrecognized'; parse_intermixed_args() would accept the documented "
+                   "order")
+def test_boot_list_json_option_before_images(zoo: Zoo) -> None:
+    truth = _image(zoo, "debian12")
+    proc = subprocess.run(["virtkit", "boot", "list", "--json", *zoo.disks("debian12")], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["default"] == truth["default"]["path"]
 
 
 # ----------------------------------------------------------------------------- the real GRUB agrees with the truth
