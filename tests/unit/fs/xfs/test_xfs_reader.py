@@ -421,3 +421,14 @@ def test_realtime_files_are_refused_by_name() -> None:
     patched = xs.open_patched("v5-4k", {d.offset + xs.field_offset(s.XFS_DINODE_RECORD, "di_flags"): struct.pack(">H", flags)})
     with pytest.raises(UnsupportedFeature, match=r"inode \d+ keeps its data on the realtime device"):
         patched.lookup("/grub/grub.cfg").open()
+
+
+def test_only_small_extent_maps_are_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    from virtkit.boot.fs.xfs import xfs as xfs_mod
+
+    monkeypatch.setattr(xfs_mod, "_CACHED_EXTENTS", 100)
+    fs = xs.open_xfs("v5-mounted")
+    small, big = node(fs, "/prealloc"), node(fs, "/frag")
+    assert small.extents() is small.extents()
+    assert big.extents() is not big.extents()
+    assert big.extents() == big.extents()

@@ -43,6 +43,7 @@ _FTYPES = {
 }
 
 _NODE_CACHE = 4096  # nodes kept per filesystem (each holds one dinode, maybe an extent list)
+_CACHED_EXTENTS = 4096  # a node keeps its extent list only up to this size: memory stays bounded
 
 
 class Xfs(Filesystem):
@@ -126,9 +127,12 @@ class XfsNode(Node):
 
     def extents(self) -> list[Extent]:
         """The data fork's extents, in file order (extents or btree format)."""
-        if self._extents is None:
-            self._extents = read_data_fork_extents(self.fs.geometry, self.fs.source, self.dinode, self.fs.limits)
-        return self._extents
+        if self._extents is not None:
+            return self._extents
+        extents = read_data_fork_extents(self.fs.geometry, self.fs.source, self.dinode, self.fs.limits)
+        if len(extents) <= _CACHED_EXTENTS:
+            self._extents = extents  # big maps are rebuilt per use, so cached nodes stay small
+        return extents
 
     def _fork_map(self) -> ForkMap:
         return ForkMap(self.fs.geometry, self.fs.source, self.extents(), f"{self.dinode.what}: data fork")
@@ -169,7 +173,10 @@ class XfsNode(Node):
             if d.file_type is not FileType.DIRECTORY:
                 raise NotADirectory(f"{self.fs.describe()}: inode {self.ino} is not a directory")
             fork = None if d.di_format == s.XFS_DINODE_FMT_LOCAL else self._fork_map()
-            self._dir = XfsDirectory(self.fs.geometry, self.fs.source, d, fork, self.fs.limits)
+            directory = XfsDirectory(self.fs.geometry, self.fs.source, d, fork, self.fs.limits)
+            if fork is not None and len(fork.extents) > _CACHED_EXTENTS:
+                return directory
+            self._dir = directory
         return self._dir
 
     def iter_dir(self) -> Iterator[DirEntry]:
