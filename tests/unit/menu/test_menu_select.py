@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, Submenu
 from virtkit.boot.menu.select import path_str, resolve_boot_target, resolve_selection, split_spec
@@ -138,3 +140,14 @@ def test_default_outside_tree() -> None:
 
 def test_path_str() -> None:
     assert (path_str((1, 2, 0)), path_str(())) == ("1>2>0", "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_spec_gives_a_path_or_selection_error(spec: str) -> None:
+    try:
+        path = resolve_selection(MENU, spec)
+    except SelectionError as exc:
+        assert "\n" not in str(exc)
+        return
+    MENU.item_at(path)  # a real item
