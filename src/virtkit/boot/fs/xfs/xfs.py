@@ -14,7 +14,6 @@ References:
 from __future__ import annotations
 
 import functools
-import stat as stat_mod
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -217,8 +216,3 @@ class XfsNode(Node):
             raise UnsupportedFeature(f"{self.fs.describe()}: inode {self.ino} keeps its data on the realtime device")
         runs = extents_to_runs(self.extents(), self.fs.geometry.block_size, d.di_size, self.fs.source)
         return ExtentFileSource(d.di_size, runs, name, max_runs=self.fs.limits.max_extents)
-
-    @property
-    def mode(self) -> int:
-        """``st_mode`` bits."""
-        return stat_mod.S_IMODE(self.dinode.di_mode) | stat_mod.S_IFMT(self.dinode.di_mode)
