@@ -22,7 +22,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-out="$repo/tests/data/xfs"
+out="${XFS_FIXTURE_OUT:-$repo/tests/data/xfs}"  # XFS_FIXTURE_OUT: build elsewhere (to compare)
 mkdir -p "$out"
 export TEST_DEV=virtkit TEST_DIR=virtkit QA_CHECK_FS=virtkit  # allow < 300 MiB (see above)
 

@@ -19,7 +19,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-out="$repo/tests/data/xfs/xfs-v5-mounted.img.gz"
+out="${XFS_FIXTURE_OUT:-$repo/tests/data/xfs}/xfs-v5-mounted.img.gz"  # XFS_FIXTURE_OUT: build elsewhere
 [ "$(id -u)" = 0 ] || { echo "needs root (loop mount)" >&2; exit 1; }
 export TEST_DEV=virtkit TEST_DIR=virtkit QA_CHECK_FS=virtkit  # allow < 300 MiB
 
