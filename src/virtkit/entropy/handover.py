@@ -412,8 +412,8 @@ def _is_listening(sock: socket.socket) -> bool:
 
 
 def state_from_fdstore(
-    named: list[tuple[int, str]], *, guest_dir: str | None, proc_root: str = "/proc",
-    limits: Limits = DEFAULT_LIMITS,
+    named: list[tuple[int, str]], *, guest_dir: str | None, roles: Mapping[str, str] | None = None,
+    proc_root: str = "/proc", limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[dict[str, Any], list[int], list[str]]:
     """Turn systemd's descriptors into an :func:`adopt_state` input.
 
@@ -424,6 +424,10 @@ def state_from_fdstore(
       per-guest one; ``metrics``/``control`` set the role); connected ones are
       adopted as fresh connections (nothing known to be owed) and identified
       again through SO_PEERCRED.
+
+    Args:
+        roles: address (``unix:/run/.../metrics.sock``) -> role, from the
+            configuration, for listeners that come back without a saved state.
 
     Returns:
         state, descriptors, notes for the log.
@@ -470,11 +474,13 @@ def state_from_fdstore(
         sock = socket.socket(fileno=fd)
         if _is_listening(sock):
             role, guest = "egd", None
+            sock_path = describe_socket(sock)
             if name in ("metrics", "control"):
                 role = name
             elif name.startswith("guest-"):
                 guest = name[len("guest-"):]
-            sock_path = describe_socket(sock)
+            elif roles and sock_path in roles:
+                role = roles[sock_path]
             if guest is None and guest_dir and sock_path.startswith(f"unix:{guest_dir.rstrip('/')}/") \
                     and sock_path.endswith(".sock"):
                 guest = sock_path.rsplit("/", 1)[-1][: -len(".sock")]

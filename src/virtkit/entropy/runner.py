@@ -131,7 +131,10 @@ class ServiceRunner:
         else:
             named = listen_fds()
             if named:
-                state, fds, notes = state_from_fdstore(named, guest_dir=self.config.guest_dir,
+                roles = {str(m): "metrics" for m in self.config.metrics}
+                if self.config.control:
+                    roles[f"unix:{self.config.control}"] = "control"
+                state, fds, notes = state_from_fdstore(named, guest_dir=self.config.guest_dir, roles=roles,
                                                        proc_root=self.config.proc_root, limits=self.config.limits)
                 for note in notes:
                     svc.event("fdstore", note)
