@@ -83,11 +83,11 @@ CASES = [
         stdout=b"-rw-r--r-- 152 2023-11-14 22:13 grub.cfg\n",
     ),
     # -- ls: the shared image options ----------------------------------------------------------
-    Case("ls-format-raw", ("ls", "--format", "raw", "{fat16}", "/names"), golden="ls-fat16-names.txt"),
+    Case("ls-format-raw", ("ls", "--image-format", "raw", "{fat16}", "/names"), golden="ls-fat16-names.txt"),
     Case("ls-sector-size", ("ls", "--sector-size", "4096", "{fat4k}", "/names"), golden="ls-fat4k-names.txt"),
     Case(
         "ls-format-qcow2-wrong",
-        ("ls", "--format", "qcow2", "{fat16}", "/"),
+        ("ls", "--image-format", "qcow2", "{fat16}", "/"),
         status=3,
         stderr=r"not a qcow2 image",
     ),
@@ -136,7 +136,7 @@ CASES = [
     )),
     Case("cat-big-file", ("cat", "{fat16}", "/sparse.img"), sha256=SPARSE),
     Case("cat-sample", ("cat", "2:/EFI/debian/grub.cfg"), golden="cat-sample-esp-grub.cfg", stderr=SAMPLE),
-    Case("cat-format", ("cat", "--format", "raw", "{fat16}", "/grub/grub.cfg"), stdout=GRUB_CFG),
+    Case("cat-format", ("cat", "--image-format", "raw", "{fat16}", "/grub/grub.cfg"), stdout=GRUB_CFG),
     Case("cat-sector-size", ("cat", "--sector-size", "512", "{fat16}", "/grub/grub.cfg"), stdout=GRUB_CFG),
     Case("cat-backing-missing", ("cat", "--backing", "{missing}", "{fat16}", "/grub/grub.cfg"), status=3, stderr=r"cannot open image"),
     Case(

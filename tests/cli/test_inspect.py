@@ -71,7 +71,7 @@ CASES = [
     ),
     Case(
         "format-raw-on-qcow2",
-        ("inspect", "--format", "raw", "{qcow2}"),
+        ("inspect", "--image-format", "raw", "{qcow2}"),
         stdout=r"partition table: none",
         needs="qemu-img",
     ),

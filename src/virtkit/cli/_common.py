@@ -1,6 +1,6 @@
 """Arguments and helpers shared by the ``virtkit`` subcommands that read guest images.
 
-* :func:`add_image_arguments` adds ``IMAGE...`` plus ``--format``,
+* :func:`add_image_arguments` adds ``IMAGE...`` plus ``--image-format``,
   ``--sector-size``, ``--backing`` and ``--limit NAME=VALUE``;
 * :func:`limits_from_args` builds the :class:`~virtkit.limits.Limits`;
 * :func:`image_paths` returns the images to open - with no IMAGE the bundled
@@ -38,7 +38,7 @@ def add_image_arguments(parser: argparse.ArgumentParser, *, nargs: str = "*") ->
         help="guest disk image(s), block device(s) or a directory, in disk order "
         "(default: the bundled sample guest)",
     )
-    parser.add_argument("--format", dest="image_format", choices=("raw", "qcow2"), help="image format (default: detect by content)")
+    parser.add_argument("--image-format", dest="image_format", choices=("raw", "qcow2"), help="image format (default: detect by content)")
     parser.add_argument("--sector-size", type=int, choices=(512, 4096), help="logical sector size (default: detect)")
     parser.add_argument(
         "--backing",
