@@ -24,6 +24,10 @@ Its limits, which the generator refuses rather than silently breaking:
   would end a directory.  Names are bytes: non-UTF-8 names pass through;
 * regular files are copied byte for byte with their size, so sparse files
   become dense in xfsprogs 6.1 (holes are written as zero blocks);
+* xfsprogs 6.1 allocates each file inside one AG: a file larger than an AG's
+  free space keeps its full size but only the blocks that fit, the rest reads as
+  a hole (silently; xfs_repair does not mind).  Make AGs larger than the
+  largest file (``-d agcount=``, a bigger image);
 * sockets and hard links cannot be described;
 * only the permission bits plus setuid/setgid are kept (no sticky bit), and
   times are the time mkfs ran.
