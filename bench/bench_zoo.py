@@ -210,8 +210,8 @@ def virt_get_kernel(zoo: Zoo, name: str, work: Path) -> tuple[Run | None, str, b
     r = run_measured(["virt-get-kernel", "-a", disks[0], "--format", fmt, "-o", str(outdir)], env=VGK_ENV)
     got = sorted(p.name for p in outdir.iterdir())
     if r.status != 0:
-        err = r.stderr.decode("utf-8", "replace").strip().splitlines()
-        return r, f"failed: {err[-1] if err else 'exit ' + str(r.status)}", False
+        err = [x for x in r.stderr.decode("utf-8", "replace").splitlines() if "error:" in x]
+        return r, f"fails: {err[0].strip() if err else 'exit ' + str(r.status)}", False
     want_kernel = Path(truth["kernel"]["path"]).name
     initrds = [Path(i["path"]).name for i in truth["initrds"]]
     k = [g for g in got if g.startswith("vmlinu")]

@@ -119,8 +119,11 @@ C7_MID = "b8e1c3f09a7d4e25bc6f1a2d3e4f5a67"
 C7_ARGS = "root=/dev/mapper/centos-root ro crashkernel=auto rd.lvm.lv=centos/root rd.lvm.lv=centos/swap console=hvc0"
 
 
-def build_centos7(guest: GuestBuild) -> list[Path]:
-    """CentOS 7.9: MBR, XFS v5 /boot (msdos1), LVM ``centos`` root+swap (msdos2), saved_entry = older kernel."""
+def build_centos7(guest: GuestBuild, *, next_entry: str | None = None) -> list[Path]:
+    """CentOS 7.9: MBR, XFS v5 /boot (msdos1), LVM ``centos`` root+swap (msdos2), saved_entry = older kernel.
+
+    ``next_entry``: what ``grub2-reboot`` left in grubenv (a one-shot default), or None.
+    """
     search = Search("hd0,msdos1", C7_BOOT_UUID, "xfs", "part_msdos", extra_hint=True)
     boot = guest.tree("boot", device="hd0,msdos1")
     kernels = [
@@ -134,11 +137,12 @@ def build_centos7(guest: GuestBuild) -> list[Path]:
         entries.append((f"CentOS Linux ({version}) 7 (Core)", f"gnulinux-{version}-advanced-{C7_ROOT_UUID}",
                         Kernel(version, f"/vmlinuz-{version}", initrd, args)))
         boot.kernel(f"/vmlinuz-{version}", extras_version=None if version.startswith("0-") else version)
-        boot.initramfs(initrd, f"centos7/{version}")
+        boot.initramfs(initrd, f"{guest.name}/{version}")
         if not version.startswith("0-"):
             _hmac(boot, "", version)
     cfg = rhel7_grub_cfg(search=search, entries=entries)
-    env = grubenv([("saved_entry", "CentOS Linux (3.10.0-1127.el7.x86_64) 7 (Core)")], warning=False)
+    env = grubenv([("saved_entry", "CentOS Linux (3.10.0-1127.el7.x86_64) 7 (Core)"),
+                   *([("next_entry", next_entry)] if next_entry is not None else [])], warning=False)
     boot.write("/grub2/grub.cfg", cfg, 0o644)
     boot.write("/grub2/grubenv", env)
     guest.oracle_bundle(config_path="/grub2/grub.cfg", table="dos", uuid=C7_BOOT_UUID,
@@ -164,7 +168,7 @@ def build_centos7(guest: GuestBuild) -> list[Path]:
     swap_img = mkfs_swap(guest.path("swap.img"), 8, uuid=C7_SWAP_UUID)
     pv = make_pv(guest.path("pv.img"), 64, vg="centos", pv_uuid="C7pvBB-1111-2222-3333-4444-5555-777777",
                  lvs=[Lv("root", 48, root_img), Lv("swap", 8, swap_img)], work=guest.work)
-    disk = make_mbr(guest.out / "centos7.img", 132, [
+    disk = make_mbr(guest.out / f"{guest.name}.img", 132, [
         Partition(1, 64, "83", boot_img, bootable=True),
         Partition(65, 66, "8e", pv),
     ], label_id="0x000c7c07")

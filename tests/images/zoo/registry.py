@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 from zoo.guest import GuestBuild
 from zoo.guests_deb import build_debian12, build_debian12_2disk, build_ubuntu2404
 from zoo.guests_misc import build_alpine319, build_arch, build_opensuse_tw
-from zoo.guests_rh import build_alma9, build_centos5, build_centos7, build_fedora39, build_rocky8
+from zoo.guests_rh import C7_MID, build_alma9, build_centos5, build_centos7, build_fedora39, build_rocky8
 
 __all__ = ["GUESTS", "VARIANTS", "GuestSpec", "Variant", "all_names"]
 
@@ -60,6 +61,8 @@ _BTRFS = "btrfs subvolumes and the default subvolume need a loop mount (btrfs-pr
 GUESTS: tuple[GuestSpec, ...] = (
     GuestSpec("centos5", build_centos5, _LVM, _LVM_TOOLS),
     GuestSpec("centos7", build_centos7, _LVM, _LVM_TOOLS + _XFS),
+    GuestSpec("centos7-reboot", functools.partial(build_centos7, next_entry=f"CentOS Linux (0-rescue-{C7_MID}) 7 (Core)"),
+              _LVM, _LVM_TOOLS + _XFS),
     GuestSpec("rocky8", build_rocky8, _LVM, _LVM_TOOLS + _XFS),
     GuestSpec("alma9", build_alma9, "", _XFS),
     GuestSpec("fedora39", build_fedora39, _BTRFS, _BTRFS_TOOLS),
