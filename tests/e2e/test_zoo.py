@@ -244,14 +244,12 @@ QEMU_NAMES = [n for n in NAMES if not n.endswith("-qcow2")]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", QEMU_NAMES)
-def test_extracted_kernel_boots_under_qemu(zoo: Zoo, name: str, tmp_path: Path,
-                                           request: pytest.FixtureRequest) -> None:
+def test_extracted_kernel_boots_under_qemu(zoo: Zoo, name: str, tmp_path: Path) -> None:
     truth = _image(zoo, name)
     if not truth["qemu_boot"]:
         pytest.skip(f"{name} is not in the QEMU subset (tests/images/README.md)")
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("qemu-system-x86_64 is not installed (package qemu-system-x86)")
-    _known(request, name, "qemu")
     disks = zoo.disks(name)
     res = run_like_libxl(["virtkit-pygrub"], disks[-1], bootloader_args=disks[:-1])
     assert res.status == 0 and res.kernel is not None, res.stderr
@@ -262,5 +260,8 @@ def test_extracted_kernel_boots_under_qemu(zoo: Zoo, name: str, tmp_path: Path,
         ramdisk = tmp_path / "ramdisk"
         ramdisk.write_bytes(res.ramdisk)
     boot = qemu_boot(kernel, ramdisk, res.records.get("args", ""))
-    assert boot.marker == truth["marker"], boot.output[-3000:]
+    assert boot.marker == truth["marker"], boot.output[-3000:]  # the right initrd(s) really ran
+    base = name.removesuffix("-qcow2")
+    if boot.cmdline != truth["cmdline"] and base in KNOWN and "qemu" in KNOWN[base][0]:
+        pytest.xfail(KNOWN[base][1])  # the strict xfails of the other tests notice when it is fixed
     assert boot.cmdline == truth["cmdline"], boot.output[-3000:]
