@@ -378,7 +378,12 @@ def breakdown_runs(zoo: Zoo, work: Path, repeat: int) -> list[tuple[str, float, 
         for label, argv in (
             ("/usr/bin/python3 -c pass (pygrub's interpreter start)", ["/usr/bin/python3", "-c", "pass"]),
             ("python3 -c pass (virtkit's interpreter start, this environment's site)", [py, "-c", "pass"]),
-            ("import virtkit.cli.pygrub_run (all imports of a run)", [py, "-c", "import virtkit.cli.pygrub_run"]),
+            ("import virtkit.cli.pygrub_run (what a run imports before the worker forks)",
+             [py, "-c", "import virtkit.cli.pygrub_run"]),
+            ("import of only the modules a debian12 run uses (image, mbr, gpt, ext4, grub2, extract)",
+             [py, "-c", "import virtkit.boot.image, virtkit.boot.volume.mbr, virtkit.boot.volume.gpt, "
+              "virtkit.boot.fs.ext4, virtkit.boot.config.grub2, virtkit.boot.extract.payload, "
+              "virtkit.boot.extract.writer, virtkit.boot.extract.formats"]),
         ):
             r = run_measured(argv)
             if rnd:
