@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,16 +62,18 @@ class Case:
 
 CASES = [
     # -- actions -------------------------------------------------------------------------------
-    Case("list-is-the-default-action", ("boot", "{legacy}"), golden="legacy-list.txt"),
+    Case("run", ("boot", "run", "{ext}", "--to", "{out}", "--format", "qemu"), stdout=r"(?s)^extlinux menu .*\n-kernel "),
+    Case("run-is-the-default-action", ("boot", "{legacy}", "--to", "{out}"), stdout=r"(?s)^grub-legacy menu from .*\nextracted \[1\] 'New'\n  kernel   {out}/boot_kernel\.\w{8}  <- \(hd0\)/vmlinuz-new\n"),
     Case("list", ("boot", "list", "{legacy}"), golden="legacy-list.txt"),
     Case("list-json", ("boot", "list", "{legacy}", "--json"), golden="legacy-list.json", json_default="1"),
     Case("explain", ("boot", "explain", "{legacy}"), golden="legacy-explain.txt"),
     Case("explain-json", ("boot", "explain", "{ext}", "--json"), json_default="1"),
-    Case("extlinux-list", ("boot", "{ext}"), golden="ext-list.txt"),
+    Case("extlinux-list", ("boot", "list", "{ext}"), golden="ext-list.txt"),
     Case("extlinux-explain", ("boot", "explain", "{ext}"), golden="ext-explain.txt"),
     Case("sdboot-list", ("boot", "list", "{sdboot}"), stdout=r"(?m)^\* \[0\] B  \(id b\.conf\)$"),
     Case("several-configs-explained", ("boot", "explain", "{multi}"), golden="multi-explain.txt"),
-    Case("sample-guest", ("boot",), golden="sample-list.txt", stderr=SAMPLE),
+    Case("sample-guest", ("boot", "list"), golden="sample-list.txt", stderr=SAMPLE),
+    Case("sample-guest-run", ("boot",), stderr=SAMPLE, stdout=r"extracted \[1>2\] 'Debian GNU/Linux, with Linux 5\.10\.0-30-amd64'"),
     Case("sample-guest-explain", ("boot", "explain"), stdout=r"configuration: grub2 \(hd0,gpt3\)/grub/grub\.cfg"),
     Case("real-disk-image", ("boot", "explain", "{img}"), golden="image-explain.txt"),
     Case("real-disk-image-json", ("boot", "list", "{img}", "--json"), json_default="1"),
@@ -87,9 +90,9 @@ CASES = [
          stderr=r"the top level has 3 item\(s\), no index 9"),
     Case("config-forced", ("boot", "explain", "{multi}", "--config", "hd0:/etc/lilo.conf"),
          stdout=r"configuration: lilo \(hd0\)/etc/lilo\.conf\n  chosen because: named by the operator \(lilo\.conf\)"),
-    Case("config-grub-syntax", ("boot", "{multi}", "--config", "(hd0)/boot/extlinux/extlinux.conf"),
+    Case("config-grub-syntax", ("boot", "list", "{multi}", "--config", "(hd0)/boot/extlinux/extlinux.conf"),
          stdout=r"^extlinux menu from \(hd0\)/boot/extlinux/extlinux\.conf"),
-    Case("config-bare-path", ("boot", "{multi}", "--config", "/etc/lilo.conf"), stdout=r"^lilo menu"),
+    Case("config-bare-path", ("boot", "list", "{multi}", "--config", "/etc/lilo.conf"), stdout=r"^lilo menu"),
     Case("config-unknown-device", ("boot", "{multi}", "--config", "hd7:/x"), status=2,
          stderr=r"--config hd7:/x: no device 'hd7'; devices: hd0"),
     Case("config-missing", ("boot", "{multi}", "--config", "/nope.cfg"), status=2,
@@ -99,9 +102,9 @@ CASES = [
     Case("platform-efi", ("boot", "explain", "{legacy}", "--platform", "efi"), stdout=r"default: \[1\] 'New'"),
     Case("platform-bad", ("boot", "{legacy}", "--platform", "arm"), status=2,
          stderr=r"argument --platform: invalid choice: 'arm' \(choose from 'pc', 'xen', 'efi'\)"),
-    Case("flavour", ("boot", "{legacy}", "--flavour", "fedora"), golden="legacy-list.txt"),
+    Case("flavour", ("boot", "list", "{legacy}", "--flavour", "fedora"), golden="legacy-list.txt"),
     Case("flavour-bad", ("boot", "{legacy}", "--flavour", "suse"), status=2, stderr=r"argument --flavour: invalid choice"),
-    Case("set-variable", ("boot", "{legacy}", "--set", "saved_entry=1", "--set", "x="), golden="legacy-list.txt"),
+    Case("set-variable", ("boot", "list", "{legacy}", "--set", "saved_entry=1", "--set", "x="), golden="legacy-list.txt"),
     Case("set-bad", ("boot", "{legacy}", "--set", "no-equals"), status=2,
          stderr=r"--set wants VAR=VALUE with a variable name of letters, digits and _, got 'no-equals'"),
     Case("set-bad-name", ("boot", "{legacy}", "--set", "1x=2"), status=2, stderr=r"got '1x=2'"),
@@ -109,11 +112,31 @@ CASES = [
          stderr=r"\(hd0\)/grub/menu\.lst: \d+ exceeds the max_config_bytes limit of 64 \(raise it with --limit max_config_bytes=N\)"),
     Case("limit-menu-entries", ("boot", "{legacy}", "--limit", "max_menu_entries=2"), status=3,
          stderr=r"3 exceeds the max_menu_entries limit of 2"),
-    Case("format-raw", ("boot", "--image-format", "raw", "{img}"), stdout=r"^grub-legacy menu from \(hd0,msdos1\)/grub/grub\.conf"),
+    Case("format-raw", ("boot", "--image-format", "raw", "list", "{img}"), stdout=r"^grub-legacy menu from \(hd0,msdos1\)/grub/grub\.conf"),
     Case("format-qcow2-wrong", ("boot", "--image-format", "qcow2", "{img}"), status=3, stderr=r"not a qcow2 image"),
-    Case("sector-size", ("boot", "--sector-size", "512", "{img}"), stdout=r"^grub-legacy menu"),
+    Case("sector-size", ("boot", "--sector-size", "512", "list", "{img}"), stdout=r"^grub-legacy menu"),
     Case("backing-on-raw", ("boot", "--backing", "{img}", "{img}"), status=2,
          stderr=r"--backing only applies to qcow2 images"),
+    # -- extraction ----------------------------------------------------------------------------
+    Case("extract-text", ("boot", "extract", "{legacy}", "--to", "{out}"), stdout=r"^extracted \[1\] 'New'\n"),
+    Case("extract-json", ("boot", "extract", "{legacy}", "--to", "{out}", "--format", "json"),
+         stdout=r'"path_str": "1",\n    "title": "New",'),
+    Case("extract-simple0", ("boot", "extract", "{legacy}", "--to", "{out}", "--format", "simple0"),
+         stdout=r"^kernel {out}/boot_kernel\.\w{8}\x00ramdisk {out}/boot_ramdisk\.\w{8}\x00args ro root=/dev/xvda1 quiet\x00\x00$"),
+    Case("extract-qemu-args", ("boot", "extract", "{ext}", "--to", "{out}", "--format", "qemu", "--args", "console=ttyS0"),
+         stdout=r"^-kernel {out}/boot_kernel\.\w{8} -initrd {out}/boot_ramdisk\.\w{8} -append 'root=/dev/xvda2 quiet initrd=ucode.img,initramfs-lts console=ttyS0'\n$"),
+    Case("extract-libvirt-entry", ("boot", "extract", "{legacy}", "--to", "{out}", "--format", "libvirt", "--entry", "Old"),
+         stdout=r"^<os>\n  <kernel>{out}/boot_kernel\.\w{8}</kernel>\n  <cmdline>ro root=/dev/xvda1</cmdline>\n</os>\n$"),
+    Case("extract-not-bootable", ("boot", "extract", "{legacy}", "--to", "{out}", "--entry", "Xen"), status=6,
+         stderr=r"'Xen' is not bootable"),
+    Case("extract-to-missing", ("boot", "extract", "{legacy}", "--to", "{tmp}/nope"), status=2,
+         stderr=r"--to {tmp}/nope: not an existing directory"),
+    Case("extract-image-isolated", ("boot", "extract", "{img}", "--to", "{out}", "--runas", "65534"),
+         stdout=r"^extracted \[\d\] "),
+    Case("extract-no-isolate", ("boot", "extract", "{img}", "--to", "{out}", "--no-isolate", "--format", "sxp"),
+         stdout=r"^linux \(kernel '{out}/boot_kernel\.\w{8}'\)"),
+    Case("interactive-without-terminal", ("boot", "extract", "{img}", "--to", "{out}", "--interactive"), status=6,
+         stderr=r"no terminal for the interactive menu"),
     # -- failures ------------------------------------------------------------------------------
     Case("no-config", ("boot", "{empty}"), status=5,
          stderr=r"no boot-loader configuration found on the guest's filesystems \(\(hd0\) directory\)"),
@@ -137,7 +160,9 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (tmp / "empty").mkdir()
     (tmp / "list").mkdir()
     _write(tmp / "list", LEGACY)
+    (tmp / "out").mkdir()
     return {
+        "out": str(tmp / "out"),
         "legacy": _write(tmp / "legacy", LEGACY),
         "ext": _write(tmp / "ext", EXT),
         "multi": _write(tmp / "multi", MULTI),
@@ -162,10 +187,12 @@ def test_boot_cli(case: Case, places: dict[str, str], capfd: pytest.CaptureFixtu
                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(places["tmp"])
     argv = [a.format(**places) for a in case.argv]
+    for name in os.listdir(places["out"]):
+        os.unlink(os.path.join(places["out"], name))
     status, out, err = run(argv, capfd)
     assert status == case.status, err
     if case.stderr is not None:
-        assert re.search(case.stderr, err), err
+        assert re.search(case.stderr.replace("{tmp}", re.escape(places["tmp"])), err), err
     if case.status != 0:
         assert "Traceback" not in err and "internal error" not in err
         assert out == ""
@@ -174,7 +201,10 @@ def test_boot_cli(case: Case, places: dict[str, str], capfd: pytest.CaptureFixtu
     if case.golden is not None:
         assert_golden(out.replace(places["tmp"], "{tmp}"), f"cli/boot/{case.golden}")
     if case.stdout is not None:
-        assert re.search(case.stdout, out), out
+        pattern = case.stdout.replace("{out}", re.escape(places["out"])).replace("{tmp}", re.escape(places["tmp"]))
+        assert re.search(pattern, out), out
+    if case.status != 0:
+        assert os.listdir(places["out"]) == [], "a failed run left files behind"
     if case.json_default is not None:
         doc = json.loads(out)
         assert doc["schema_version"] == 1 and doc["default_path_str"] == case.json_default

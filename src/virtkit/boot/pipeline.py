@@ -193,6 +193,7 @@ def open_guest_fds(
     fmt: str | None = None,
     sector_size: int | None = None,
     offset: int | None = None,
+    backing: tuple[int, str] | None = None,
 ) -> Guest:
     """Like :func:`open_guest` from already-open read-only descriptors (the worker's way in).
 
@@ -200,11 +201,13 @@ def open_guest_fds(
         fds: ``(fd, display name)`` per disk; the Guest owns the descriptors.
         offset: pygrub's ``--offset``: the only filesystem starts at this byte of the
             first disk; no partition table is read.
+        backing: ``(fd, name)`` of an operator-named qcow2 backing file for the first disk.
     """
     images: list[Image] = []
     try:
         for i, (fd, shown) in enumerate(fds):
-            images.append(open_image_fd(fd, limits=limits, name=f"disk{i}", path=shown, fmt=fmt))
+            bfd = backing[0] if backing is not None and i == 0 else None
+            images.append(open_image_fd(fd, limits=limits, name=f"disk{i}", path=shown, fmt=fmt, backing_fd=bfd))
         if offset is not None:
             storage = _storage_at_offset(images[0], offset)
         else:

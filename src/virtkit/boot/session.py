@@ -11,9 +11,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from virtkit.boot.bootfiles import FilesystemBootFiles
+from virtkit.boot.config import GuestMenu, MenuOptions, discover_menu, evaluate_edited_entry
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef
 from virtkit.boot.config.source import normalise_path
 from virtkit.boot.extract.payload import Payload, open_payload
@@ -71,19 +71,20 @@ class BootSession:
         return self.guest.boot_files()
 
     @cached_property
-    def menu(self) -> BootMenu:
-        """The guest's boot menu, as its own boot loader would build it.
+    def guest_menu(self) -> GuestMenu:
+        """The guest's boot menu as its own boot loader would build it, with every
+        configuration found and the one used.
 
         Raises:
-            ConfigError, ImageError, SelectionError: no usable configuration.
+            ConfigError, ImageError, UsageError, LimitExceeded: no usable configuration.
         """
-        from virtkit.boot.config import load_guest_menu
-
-        return load_guest_menu(self.files, limits=self.limits, **self._config_kwargs())
-
-    def _config_kwargs(self) -> dict[str, Any]:
         o = self.options
-        return {"config": o.config, "platform": o.platform, "flavour": o.flavour, "variables": o.variables}
+        opts = MenuOptions(platform=o.platform, flavour=o.flavour, variables=dict(o.variables))
+        return discover_menu(self.files, limits=self.limits, options=opts, config=o.config)
+
+    @property
+    def menu(self) -> BootMenu:
+        return self.guest_menu.menu
 
     def entry(self, path: tuple[int, ...], body: str | None = None) -> BootEntry:
         """The entry at ``path``; with ``body``, that entry re-evaluated with edited commands.
@@ -99,8 +100,6 @@ class BootSession:
             raise SelectionError(f"{item.title_display!r} is a submenu, not an entry")
         if body is None:
             return item
-        from virtkit.boot.config import evaluate_edited_entry
-
         return evaluate_edited_entry(self.files, self.menu, path, body, limits=self.limits)
 
     def payload(self, entry: BootEntry) -> Payload:

@@ -16,12 +16,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from virtkit.boot.config import ConfigCandidate, GuestMenu
 from virtkit.boot.config.model import BootEntry, BootMenu, iter_entries
 from virtkit.boot.extract.formats import BootTarget
 from virtkit.boot.extract.writer import OutputFiles
 from virtkit.boot.session import BootOptions
 from virtkit.boot.worker import Channel, default_isolation, spawn_worker
-from virtkit.boot.worker.codec import entry_from_wire, menu_from_wire
+from virtkit.boot.worker.channel import LocalChannel
+from virtkit.boot.worker.codec import candidates_from_wire, entry_from_wire, menu_from_wire
 from virtkit.boot.worker.handlers import make_handlers
 from virtkit.errors import ImageError, SelectionError, WorkerError
 from virtkit.limits import Limits
@@ -43,6 +45,7 @@ class BootRequest:
         image_format: force raw/qcow2.
         sector_size: force 512/4096.
         offset: pygrub's --offset.
+        backing: an operator-named qcow2 backing file for the first image.
         isolate: run the parser in a worker (sandboxed when root).
         runas: uid for the worker.
     """
@@ -53,6 +56,7 @@ class BootRequest:
     image_format: str | None = None
     sector_size: int | None = None
     offset: int | None = None
+    backing: str | None = None
     isolate: bool = True
     runas: int | None = None
 
@@ -86,8 +90,24 @@ def open_channel(req: BootRequest) -> Channel:
     ``isolate=False`` (debugging).
     """
     req.limits.check("max_disks", len(req.images), "images given")
+    if len(req.images) == 1 and os.path.isdir(req.images[0]):
+        # An exported /boot on the host: read in this process through HostDirectory (a descriptor
+        # of a host directory handed to a chrooted worker would let it walk out of the chroot).
+        from virtkit.boot.pipeline import open_guest
+        from virtkit.boot.worker.handlers import handlers_for
+
+        path = req.images[0]
+        return LocalChannel(handlers_for(lambda: open_guest([path], limits=req.limits)),
+                            ["isolation: none for a host directory (read in-process through HostDirectory)"])
     fds = _open_fds(req.images)
-    handlers = make_handlers(fds, limits=req.limits, image_format=req.image_format, sector_size=req.sector_size, offset=req.offset)
+    if req.backing is not None:
+        bfd = _open_fds([req.backing])[0]
+        handlers = make_handlers(fds, limits=req.limits, image_format=req.image_format, sector_size=req.sector_size,
+                                 offset=req.offset, backing=bfd)
+        fds = [*fds, bfd]
+    else:
+        handlers = make_handlers(fds, limits=req.limits, image_format=req.image_format, sector_size=req.sector_size,
+                                 offset=req.offset)
     try:
         if not req.isolate:
             return spawn_worker(handlers, keep_fds=[], limits=req.limits, isolation=None, in_process=True)
@@ -102,12 +122,18 @@ def open_channel(req: BootRequest) -> Channel:
     return ch
 
 
-def fetch_menu(ch: Channel, options: BootOptions, limits: Limits) -> BootMenu:
+def fetch_menu(ch: Channel, options: BootOptions, limits: Limits) -> GuestMenu:
+    """The guest's menu, every configuration found and the one used (validated)."""
     reply = ch.call({"op": "menu", "options": options.to_wire()})
     menu = menu_from_wire(reply.message.get("menu"), limits=limits)
+    candidates = candidates_from_wire(reply.message.get("candidates", []), limits=limits)
+    used = reply.message.get("used")
+    if not isinstance(used, int) or isinstance(used, bool) or not -1 <= used < len(candidates):
+        raise WorkerError("worker sent an invalid configuration index")
     for w in menu.warnings:
         log.debug("config: %s", sanitize_text(w))
-    return menu
+    chosen = candidates[used] if used >= 0 else ConfigCandidate(menu.loader, menu.config.device or "", menu.config.path, "")
+    return GuestMenu(menu, chosen, candidates)
 
 
 def choose_entry(menu: BootMenu, spec: str | None) -> tuple[tuple[int, ...], BootEntry]:
@@ -137,7 +163,7 @@ class Extracted:
     initrd_count: int
 
 
-def _request(options: BootOptions, path: tuple[int, ...] | None, body: str | None, kernel: str | None,
+def _request(options: BootOptions, *, path: tuple[int, ...] | None, body: str | None, kernel: str | None,
              ramdisk: str | None, args: str) -> dict[str, object]:
     req: dict[str, object] = {"options": options.to_wire()}
     if kernel is not None:
@@ -150,7 +176,7 @@ def _request(options: BootOptions, path: tuple[int, ...] | None, body: str | Non
 def resolve(ch: Channel, options: BootOptions, limits: Limits, *, path: tuple[int, ...] | None = None,
             body: str | None = None, kernel: str | None = None, ramdisk: str | None = None, args: str = "") -> tuple[BootEntry, int, int]:
     """Resolve an entry without extracting (for ``-n``): entry, kernel size, ramdisk size."""
-    reply = ch.call({"op": "resolve", **_request(options, path, body, kernel, ramdisk, args)})
+    reply = ch.call({"op": "resolve", **_request(options, path=path, body=body, kernel=kernel, ramdisk=ramdisk, args=args)})
     entry = entry_from_wire(reply.message.get("entry"), limits=limits)
     return entry, _size(reply.message.get("kernel_size")), _size(reply.message.get("ramdisk_size"))
 
@@ -169,7 +195,7 @@ def extract(ch: Channel, options: BootOptions, limits: Limits, out_dir: str, *, 
     The returned OutputFiles is not committed yet: the caller commits after writing the
     output record, so a failure anywhere leaves nothing behind.
     """
-    reply = ch.call({"op": "extract", **_request(options, path, body, kernel, ramdisk, args)})
+    reply = ch.call({"op": "extract", **_request(options, path=path, body=body, kernel=kernel, ramdisk=ramdisk, args=args)})
     entry = entry_from_wire(reply.message.get("entry"), limits=limits)
     count = reply.message.get("initrd_count")
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 256 or len(reply.streams) != 2:

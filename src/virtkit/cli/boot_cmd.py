@@ -1,44 +1,75 @@
-"""``virtkit boot [ACTION] [IMAGE...]``: show a guest's boot menu and explain its default.
+"""``virtkit boot [ACTION] [IMAGE...]``: a guest's boot menu, why its default, and its kernel.
 
 Actions (a table, :data:`ACTIONS`; more are added by registering a :class:`BootAction`):
 
 =========  ==============================================================================
+run        the default action: the menu tree, then extract the entry the guest would
+           boot (or ``--entry``, or the one chosen with ``-i``) into ``--to DIR`` (a new
+           temporary directory by default) and print the result
 list       the menu tree with index paths, ``*`` on the default, kernel/initrds/cmdline
-           (``--json``: the schema of ``docs/boot-json.md``); the default action
+           (``--json``: the schema of ``docs/boot-json.md``)
 explain    which configuration was used and why, and how the default was chosen, step
            by step (``--json``: the same document as ``list --json``)
+extract    extract only, printing the result in ``--format``: ``text``, ``json``,
+           ``sxp``/``simple``/``simple0`` (pygrub's records), ``qemu`` (``-kernel ...
+           -initrd ... -append ...``) or ``libvirt`` (an ``<os>`` fragment)
 =========  ==============================================================================
 
 ``IMAGE`` may be disk images (raw, qcow2), block devices, or one directory (a filesystem
 root, e.g. an exported ``/boot``); with none, the bundled sample guest is used.  The first
 word is an ACTION only if it names one; ``./list`` is an image called ``list``.
 
-The guest is read in this process through the pipeline (``boot.pipeline.open_guest`` ->
-``boot_files()``); nothing is ever written to it.  Errors reach ``cli/main.py``'s single
-error mapping.
+The guest is parsed by the deprivileged worker (``cli/_bootrun.py``; a sandbox when run as
+root, ``--no-isolate`` to debug in-process); a host directory is read in-process through
+``HostDirectory``.  Nothing is ever written to the guest.  Errors reach ``cli/main.py``'s
+single error mapping.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pwd
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from virtkit.boot.config import FLAVOURS, PLATFORMS, GuestMenu, MenuOptions, discover_menu
 from virtkit.boot.config.source import BootFiles
-from virtkit.boot.menu import menu_to_json, path_str, render_explain, render_tree, resolve_selection
+from virtkit.boot.extract.formats import PYGRUB_FORMATS, render_libvirt, render_pygrub, render_qemu
+from virtkit.boot.menu import (
+    SCHEMA_VERSION,
+    menu_to_json,
+    path_str,
+    render_explain,
+    render_tree,
+    resolve_boot_target,
+    resolve_selection,
+)
+from virtkit.boot.session import BootOptions
+from virtkit.boot.worker import Channel
+from virtkit.cli._bootrun import BootRequest, Extracted, extract, fetch_menu, open_channel, stdin_is_terminal
 from virtkit.cli._common import add_image_arguments, image_paths, limits_from_args
-from virtkit.errors import UsageError
+from virtkit.errors import SelectionError, UsageError
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
 
-__all__ = ["ACTIONS", "BootAction", "register", "run", "run_on_files"]
+__all__ = ["ACTIONS", "BootAction", "BootContext", "register", "run", "run_on_files"]
 
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass
+class BootContext:
+    """What an action works with: the guest's menu and (for extraction) the worker channel."""
+
+    guest_menu: GuestMenu
+    channel: Channel | None = None
+    request: BootRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -48,12 +79,12 @@ class BootAction:
     Attributes:
         name: the word on the command line.
         help: one line for ``--help``.
-        run: ``(args, guest_menu, out) -> exit status``; guest_menu is already loaded.
+        run: ``(args, context, out) -> exit status``; the menu is already loaded.
     """
 
     name: str
     help: str
-    run: Callable[[argparse.Namespace, GuestMenu, TextIO], int]
+    run: Callable[[argparse.Namespace, BootContext, TextIO], int]
 
 
 def _selection(args: argparse.Namespace, gm: GuestMenu) -> tuple[int, ...] | None:
@@ -75,7 +106,8 @@ def _dump(doc: Mapping[str, Any], out: TextIO) -> None:
     out.write(json.dumps(doc, indent=2, ensure_ascii=True) + "\n")
 
 
-def _run_list(args: argparse.Namespace, gm: GuestMenu, out: TextIO) -> int:
+def _run_list(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
+    gm = ctx.guest_menu
     if args.json:
         _dump(_json_doc(args, gm), out)
         return 0
@@ -86,7 +118,8 @@ def _run_list(args: argparse.Namespace, gm: GuestMenu, out: TextIO) -> int:
     return 0
 
 
-def _run_explain(args: argparse.Namespace, gm: GuestMenu, out: TextIO) -> int:
+def _run_explain(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
+    gm = ctx.guest_menu
     if args.json:
         _dump(_json_doc(args, gm), out)
         return 0
@@ -95,14 +128,110 @@ def _run_explain(args: argparse.Namespace, gm: GuestMenu, out: TextIO) -> int:
     return 0
 
 
+def _extract(args: argparse.Namespace, ctx: BootContext) -> tuple[Extracted, str]:
+    if ctx.channel is None or ctx.request is None:
+        raise UsageError("extraction needs a guest opened through the worker")
+    gm = ctx.guest_menu
+    body: str | None = None
+    extras = [args.args] if args.args else []
+    if args.interactive:
+        if not stdin_is_terminal():
+            raise SelectionError("no terminal for the interactive menu (-i needs a terminal on stdin and stdout)")
+        from virtkit.boot.menu.interactive import MenuSession
+        from virtkit.cli.tui import run_menu
+
+        channel, options = ctx.channel, ctx.request.options
+
+        def command(line: str) -> list[str]:
+            lines = channel.call({"op": "command", "options": options.to_wire(), "line": line}).message.get("lines")
+            return [sanitize_text(str(x))[:400] for x in lines[:2000]] if isinstance(lines, list) else []
+
+        choice = run_menu(MenuSession(gm.menu, run_command=command))
+        if choice is None:
+            raise SelectionError("no entry was chosen")
+        path, body = choice.path, choice.body
+        if choice.extra_args:
+            extras.append(choice.extra_args)
+    else:
+        path, _entry = resolve_boot_target(gm.menu, args.entry)
+    out_dir = args.to or tempfile.mkdtemp(prefix="virtkit-boot-")
+    done = extract(ctx.channel, ctx.request.options, ctx.request.limits, out_dir, path=path, body=body, extras=extras)
+    return done, path_str(path)
+
+
+def _render_result(fmt: str, done: Extracted, path: str) -> str:
+    t = done.target
+    if fmt in PYGRUB_FORMATS:
+        return render_pygrub(t, fmt)
+    if fmt == "qemu":
+        return render_qemu(t) + "\n"
+    if fmt == "libvirt":
+        return render_libvirt(t) + "\n"
+    e = done.entry
+    if fmt == "json":
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "entry": {
+                "path": [int(p) for p in path.split(">")],
+                "path_str": path,
+                "title": e.title,
+                "id": e.id,
+                "kernel": {"device": e.kernel.device, "path": e.kernel.path} if e.kernel else None,
+                "initrds": [{"device": r.device, "path": r.path} for r in e.initrds],
+                "cmdline": e.cmdline,
+            },
+            "kernel": t.kernel,
+            "ramdisk": t.ramdisk,
+            "args": t.args,
+        }
+        return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+    kernel_from = e.kernel.display() if e.kernel else "?"
+    lines = [f"extracted [{path}] '{e.title_display}'",
+             f"  kernel   {sanitize_text(t.kernel)}  <- {kernel_from}"]
+    if t.ramdisk:
+        parts = " + ".join(r.display() for r in e.initrds)
+        lines.append(f"  ramdisk  {sanitize_text(t.ramdisk)}  <- {parts}")
+    lines.append(f"  cmdline  {sanitize_text(t.args)}")
+    lines.append(f"  qemu     {sanitize_text(render_qemu(t))}")
+    return "\n".join(lines) + "\n"
+
+
+def _run_extract(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
+    done, path = _extract(args, ctx)
+    try:
+        text = _render_result(args.format, done, path)
+        done.files.commit()
+    finally:
+        done.files.close()
+    out.write(text)
+    return 0
+
+
+def _run_run(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
+    if args.interactive:  # the menu itself is the tree
+        return _run_extract(args, ctx, out)
+    resolve_boot_target(ctx.guest_menu.menu, args.entry)  # a bad --entry fails before anything is printed
+    done, path = _extract(args, ctx)
+    try:
+        text = _render_result(args.format, done, path)
+        done.files.commit()
+    finally:
+        done.files.close()
+    out.write(render_tree(ctx.guest_menu.menu) + "\n" + text)
+    return 0
+
+
 ACTIONS: dict[str, BootAction] = {
     a.name: a
     for a in (
-        BootAction("list", "show the menu tree and its default (the default action)", _run_list),
+        BootAction("run", "show the menu, then extract the entry the guest would boot (the default action)", _run_run),
+        BootAction("list", "show the menu tree and its default", _run_list),
         BootAction("explain", "show which configuration was used and how the default was chosen", _run_explain),
+        BootAction("extract", "extract the kernel and initrd(s) and print them in --format", _run_extract),
     )
 }
-DEFAULT_ACTION = "list"
+DEFAULT_ACTION = "run"
+READ_ONLY_ACTIONS = ("list", "explain")
 
 
 def register(subparsers: Any) -> None:
@@ -131,8 +260,31 @@ def register(subparsers: Any) -> None:
                    help="set a GRUB variable before the configuration runs (repeatable)")
     p.add_argument("--entry", metavar="SPEC", help="an entry: index path (2, 1>2), title, id, or a title/id path "
                    "(A>B, with >> for a literal >)")
-    p.add_argument("--json", action="store_true", help="print the menu as JSON (docs/boot-json.md)")
+    p.add_argument("--json", action="store_true", help="list/explain: print the menu as JSON (docs/boot-json.md)")
+    p.add_argument("--to", metavar="DIR", help="run/extract: write boot_kernel.XXXXXXXX and boot_ramdisk.XXXXXXXX "
+                   "here (default: a new temporary directory)")
+    p.add_argument("--format", default="text", choices=("text", "json", *PYGRUB_FORMATS, "qemu", "libvirt"),
+                   help="run/extract: how to print the result (default: text)")
+    p.add_argument("--args", metavar="ARGS", help="run/extract: append these kernel arguments")
+    p.add_argument("-i", "--interactive", action="store_true", help="run/extract: choose in the interactive menu")
+    p.add_argument("--no-isolate", action="store_true", help="parse in this process instead of a sandboxed "
+                   "worker (debugging only)")
+    p.add_argument("--runas", type=_uid, metavar="USER", help="the worker's uid when run as root (default: a "
+                   "fresh unprivileged uid)")
     p.set_defaults(func=run)
+
+
+def _uid(value: str) -> int:
+    try:
+        uid = int(value)
+    except ValueError:
+        try:
+            uid = pwd.getpwnam(value).pw_uid
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"no such user: {value}") from None
+    if uid == 0:
+        raise argparse.ArgumentTypeError("the worker must not run as root (uid 0)")
+    return uid
 
 
 def parse_variables(items: list[str]) -> dict[str, str]:
@@ -162,26 +314,35 @@ def _options(args: argparse.Namespace) -> MenuOptions:
     return MenuOptions(platform=args.platform, flavour=args.flavour, variables=parse_variables(args.variables))
 
 
-def run_on_files(args: argparse.Namespace, files: BootFiles, *, action: str = DEFAULT_ACTION, limits: Limits,
+def run_on_files(args: argparse.Namespace, files: BootFiles, *, action: str = "list", limits: Limits,
                  out: TextIO | None = None) -> int:
-    """Run an action on already-opened guest files (the testable core of :func:`run`).
+    """Run a read-only action on already-opened guest files (the in-process core used by tests).
 
     Raises:
         VirtkitError subclasses: no configuration, bad options, a bad --entry, limits.
     """
+    if action not in READ_ONLY_ACTIONS:
+        raise UsageError(f"{action} needs a guest opened through the worker")
     gm = discover_menu(files, limits=limits, options=_options(args), config=args.config)
-    return ACTIONS[action].run(args, gm, out or sys.stdout)
+    return ACTIONS[action].run(args, BootContext(gm), out or sys.stdout)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``virtkit boot``: open the guest, load its menu, run the action."""
-    from virtkit.boot.pipeline import open_guest
-
+    """``virtkit boot``: open the guest in the worker, load its menu, run the action."""
     action, images = split_action(list(args.images or []))
     args.images = images
     limits = limits_from_args(args)
-    _options(args)  # report usage errors before any image is opened
+    opts = _options(args)  # report usage errors before any image is opened
+    if args.to is not None and not os.path.isdir(args.to):
+        raise UsageError(f"--to {args.to}: not an existing directory")
     paths = image_paths(args)
-    with open_guest(paths, limits=limits, fmt=args.image_format, sector_size=args.sector_size,
-                    backing=args.backing) as guest:
-        return run_on_files(args, guest.boot_files(), action=action, limits=limits)
+    if any(os.path.isdir(p) for p in paths) and len(paths) > 1:
+        raise UsageError("a directory can only be given alone (it is treated as one filesystem root)")
+    options = BootOptions(config=args.config, platform=opts.platform, flavour=opts.flavour,
+                          variables=dict(opts.variables))
+    req = BootRequest(images=paths, limits=limits, options=options, image_format=args.image_format,
+                      sector_size=args.sector_size, backing=args.backing, isolate=not args.no_isolate,
+                      runas=args.runas)
+    with open_channel(req) as channel:
+        gm = fetch_menu(channel, options, limits)
+        return ACTIONS[action].run(args, BootContext(gm, channel, req), sys.stdout)

@@ -54,7 +54,7 @@ def run(args: PygrubArgs) -> int:
         path: tuple[int, ...] | None = None
         body: str | None = None
         if args.kernel is None:
-            menu = _bootrun.fetch_menu(ch, options, limits)
+            menu = _bootrun.fetch_menu(ch, options, limits).menu
             if args.list_entries:
                 sys.stdout.write(_bootrun.render_list(menu))
                 return 0

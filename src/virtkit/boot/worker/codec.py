@@ -12,11 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, MenuItem, Submenu
+from virtkit.boot.config.registry import ConfigCandidate
 from virtkit.boot.config.source import Location, SourceFile
 from virtkit.errors import RemoteProtocolError
 from virtkit.limits import Limits
 
-__all__ = ["entry_from_wire", "entry_to_wire", "menu_from_wire", "menu_to_wire"]
+__all__ = [
+    "candidates_from_wire",
+    "candidates_to_wire",
+    "entry_from_wire",
+    "entry_to_wire",
+    "menu_from_wire",
+    "menu_to_wire",
+]
 
 _MAX_TEXT = 1 << 20  # any one string
 _MAX_LIST = 100_000
@@ -272,3 +280,32 @@ def menu_from_wire(v: Any, *, limits: Limits) -> BootMenu:
         except IndexError:
             raise r.fail("menu.default", "path is not in the tree") from None
     return menu
+
+
+def candidates_to_wire(cands: tuple[ConfigCandidate, ...]) -> list[dict[str, Any]]:
+    return [{"loader": c.loader, "device": c.device, "path": c.path, "why": c.why, "rank": c.rank,
+             "platform": c.platform, "stub": c.stub} for c in cands]
+
+
+def candidates_from_wire(v: Any, *, limits: Limits) -> tuple[ConfigCandidate, ...]:
+    """Rebuild the configuration candidates the worker found.
+
+    Raises:
+        RemoteProtocolError: malformed.
+    """
+    r = _Reader(limits)
+    if not isinstance(v, list) or len(v) > 4096:
+        raise r.fail("candidates", "expected a list")
+    out = []
+    for i, c in enumerate(v):
+        where = f"candidates[{i}]"
+        d = r.obj(c, where)
+        stub = d.get("stub")
+        if not isinstance(stub, bool):
+            raise r.fail(f"{where}.stub", "expected a boolean")
+        out.append(ConfigCandidate(
+            loader=r.text(d, "loader", where), device=r.text(d, "device", where), path=r.text(d, "path", where),
+            why=r.text(d, "why", where), rank=r.integer(d.get("rank"), f"{where}.rank", lo=-(1 << 31)),
+            platform=r.text(d, "platform", where, optional=True), stub=stub,
+        ))
+    return tuple(out)

@@ -26,11 +26,11 @@ from virtkit.boot.extract.payload import iter_payload_ramdisk
 from virtkit.boot.pipeline import Guest, open_guest_fds
 from virtkit.boot.session import BootOptions, BootSession
 from virtkit.boot.worker.channel import Handler
-from virtkit.boot.worker.codec import entry_to_wire, menu_to_wire
+from virtkit.boot.worker.codec import candidates_to_wire, entry_to_wire, menu_to_wire
 from virtkit.errors import UsageError
 from virtkit.limits import Limits
 
-__all__ = ["make_handlers"]
+__all__ = ["handlers_for", "make_handlers"]
 
 
 def _path(v: Any) -> tuple[int, ...]:
@@ -61,7 +61,9 @@ class _Handlers:
         return self._session
 
     def menu(self, req: dict[str, Any]) -> tuple[dict[str, Any], list[Iterable[bytes]]]:
-        return {"menu": menu_to_wire(self.session(req).menu)}, []
+        gm = self.session(req).guest_menu
+        used = gm.candidates.index(gm.used) if gm.used in gm.candidates else -1
+        return {"menu": menu_to_wire(gm.menu), "candidates": candidates_to_wire(gm.candidates), "used": used}, []
 
     def _entry(self, req: dict[str, Any]) -> tuple[BootSession, BootEntry]:
         s = self.session(req)
@@ -88,6 +90,12 @@ class _Handlers:
         return {"lines": self.session(req).command(line)}, []
 
 
+def handlers_for(open_guest: Callable[[], Guest]) -> Mapping[str, Handler]:
+    """The handler table over a guest opened (lazily) by ``open_guest``."""
+    h = _Handlers(open_guest)
+    return {"menu": h.menu, "resolve": h.resolve, "extract": h.extract, "command": h.command}
+
+
 def make_handlers(
     fds: Sequence[tuple[int, str]],
     *,
@@ -95,6 +103,7 @@ def make_handlers(
     image_format: str | None = None,
     sector_size: int | None = None,
     offset: int | None = None,
+    backing: tuple[int, str] | None = None,
 ) -> Callable[[], Mapping[str, Handler]]:
     """A factory (called inside the worker, after sandboxing) for the handler table.
 
@@ -103,7 +112,7 @@ def make_handlers(
     """
 
     def build() -> Mapping[str, Handler]:
-        h = _Handlers(lambda: open_guest_fds(fds, limits=limits, fmt=image_format, sector_size=sector_size, offset=offset))
-        return {"menu": h.menu, "resolve": h.resolve, "extract": h.extract, "command": h.command}
+        return handlers_for(lambda: open_guest_fds(fds, limits=limits, fmt=image_format, sector_size=sector_size,
+                                                   offset=offset, backing=backing))
 
     return build
