@@ -25,7 +25,15 @@ BUILD = IMAGES / "build"
 DEFAULT_ZOO = "/var/tmp/virtkit-zoo"
 INITRD_ALIGN = 4  # GRUB loads several initrds each ALIGN_UP(size, 4) (grub-core/loader/linux.c)
 
-sys.path.insert(0, str(IMAGES))
+
+
+def import_zoo() -> None:
+    """Put tests/images on sys.path so ``import zoo`` finds the builder's package."""
+    if str(IMAGES) not in sys.path:
+        sys.path.insert(0, str(IMAGES))
+
+
+import_zoo()
 from zoo.payload import CMDLINE_PREFIX, MARKER_PREFIX  # noqa: E402
 from zoo.registry import all_names  # noqa: E402
 
@@ -36,6 +44,7 @@ __all__ = [
     "all_names",
     "build_zoo",
     "expected_ramdisks",
+    "import_zoo",
     "oracle_boot",
     "qemu_boot",
     "sha256",
