@@ -363,6 +363,28 @@ def render(rows: list[Row], *, repeat: int, vgk_runs: int, breakdown: list[tuple
             lines += ["", f"The copy itself (full run minus dry run, debian12, {format_seconds(full - dry)}) against "
                       f"the floor ({format_seconds(deb.floor.wall)}): {_ratio(full - dry, deb.floor.wall)}; "
                       "the rest is fixed cost per run (interpreter, imports, reading the configuration)."]
+        imp = by.get("import virtkit.cli.pygrub_run")
+        need = by.get("import of only the modules a debian12 run uses")
+        start = by.get("python3 -c pass")
+        iso = by.get("virtkit-pygrub")
+        if None not in (imp, need, start, iso, full, dry):
+            lines += ["", "What dominates (profiled with `-X importtime` and cProfile; the split below is from the "
+                      "rows above):", "",
+                      f"* interpreter start with this environment's `site` (a `.pth` that imports certifi): "
+                      f"{format_seconds(start)}, against {format_seconds(by.get('/usr/bin/python3 -c pass', 0.0))} "
+                      "for the system python3 pygrub runs on;",
+                      f"* imports: {format_seconds(imp - start)} over the interpreter start, spread over about "
+                      "150 modules that each define dataclasses; importing only the modules a debian12 run uses "
+                      f"still costs {format_seconds(need - start)}, because the package `__init__` files import "
+                      "their siblings eagerly: `boot/volume/__init__.py` LVM and MD, `boot/config/__init__.py` every "
+                      "engine, `boot/pipeline.py` the btrfs reader; after that the probe in `boot/fs/__init__.py` "
+                      "(`available_readers`) imports every filesystem reader on the first open, and "
+                      "`cli/_bootrun.py` the menu;",
+                      f"* reading the guest and evaluating grub.cfg (dry run minus imports): "
+                      f"{format_seconds(dry - imp)}, of which the GRUB 2 lexer (`parser.py peek`) is the largest "
+                      "single part;",
+                      f"* the sandboxed worker (fork, namespaces, seccomp): {format_seconds(iso - full)};",
+                      f"* copying the kernel and initrd: {format_seconds(full - dry)}."]
     details = [[r.name, r.pygrub.detail, r.vgk.detail] for r in rows]
     lines += ["", "### What pygrub and virt-get-kernel did", "", markdown_table(["image", "pygrub 4.17", "virt-get-kernel"],
                                                                               details)]
