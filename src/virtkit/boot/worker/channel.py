@@ -169,6 +169,13 @@ def rebuild_error(payload: Any) -> VirtkitError:
         return WorkerError(f"worker reported an unknown error class: {message}")
     err = cls.__new__(cls)
     VirtkitError.__init__(err, message)
+    # The subclass __init__ is bypassed: give the attributes it sets neutral values, so code
+    # that reads them (report_error reads ConfigError.location) works on a rebuilt error.
+    if isinstance(err, errors.ConfigError):
+        err.location = None
+        err.bare_message = message
+    if isinstance(err, errors.PathError):
+        err.path = ""
     if isinstance(status, int) and 1 <= status < 64:
         err.exit_status = status
     err.detail = detail[:_MAX_ERROR_TEXT] if isinstance(detail, str) else ""  # type: ignore[attr-defined]
@@ -355,6 +362,8 @@ class SocketChannel(Channel):
                 elif frame.kind == FRAME_END:
                     return
                 elif frame.message is not None and frame.message.get("ok") is False:
+                    # The worker stops the reply here: the streams after this one never come.
+                    self._pending = []
                     raise rebuild_error(frame.message.get("error"))
                 else:
                     self._kill()
@@ -376,7 +385,7 @@ class SocketChannel(Channel):
         except (OSError, VirtkitError):
             pass
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        while self._status is None and time.monotonic() < deadline:  # already reaped if _drain killed it
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self._status = status
@@ -384,7 +393,7 @@ class SocketChannel(Channel):
                     self.on_exit()
                 break
             time.sleep(0.005)
-        else:
+        if self._status is None:
             self._kill()
         self.sock.close()
         status = self._status or 0
