@@ -62,7 +62,8 @@ class OutputFiles:
             except OSError as exc:
                 raise OutputError(f"cannot create {os.path.join(self.directory, name)}: {exc.strerror}") from None
             self._created.append(name)
-            return fd, os.path.join(self.directory, name)
+            # absolute, as tempfile.mkstemp (and so pygrub) returns it
+            return fd, os.path.abspath(os.path.join(self.directory, name))
         raise OutputError(f"cannot create a unique {prefix}XXXXXXXX in {self.directory}")
 
     def write_file(self, prefix: str, chunks: Iterable[bytes], *, limit: int, limit_name: str) -> tuple[str, int]:
