@@ -5,8 +5,8 @@ directories, read through HostDirectory as device hd0), {img} (tests/data/config
 MBR disk with an ext2 /boot and a FAT ESP), {tmp} (the directory holding them).  No IMAGE means the bundled
 sample guest.  Goldens live in tests/golden/cli/boot/; ``pytest --regenerate-golden`` rewrites them.
 
-Options go before the ACTION word or after the IMAGEs (argparse does not mix options into a ``*``
-positional list), as for ``virtkit ls``.
+Options and IMAGEs may come in any order (cli/main.py parses subcommands with
+parse_intermixed_args).
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class Case:
 
 CASES = [
     # -- actions -------------------------------------------------------------------------------
+    Case("options-between-action-and-image", ("boot", "extract", "--to", "{out}", "--format", "json", "{legacy}"),
+         stdout=r'"path_str": "1",'),
     Case("run", ("boot", "run", "{ext}", "--to", "{out}", "--format", "qemu"), stdout=r"(?s)^extlinux menu .*\n-kernel "),
     Case("run-is-the-default-action", ("boot", "{legacy}", "--to", "{out}"), stdout=r"(?s)^grub-legacy menu from .*\nextracted \[1\] 'New'\n  kernel   {out}/boot_kernel\.\w{8}  <- \(hd0\)/vmlinuz-new\n"),
     Case("list", ("boot", "list", "{legacy}"), golden="legacy-list.txt"),

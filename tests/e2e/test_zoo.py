@@ -198,10 +198,6 @@ def test_boot_list_json(zoo: Zoo, name: str, request: pytest.FixtureRequest) -> 
     assert item["cmdline"] == truth["cmdline"]
 
 
-@pytest.mark.xfail(strict=True, reason="CLI (cli/boot_cmd.py): `virtkit boot list --json IMAGE` and `virtkit boot "
-                   "extract --to DIR --format json IMAGE`, the order issue 7 uses, are refused ('unrecognized arguments'): argparse gives the nargs='*' IMAGE positional only "
-                   "the words before the first option (the action); `virtkit boot --help` now documents 'options go "
-                   "before the ACTION or after the IMAGEs'. parse_intermixed_args() would accept every order")
 @pytest.mark.parametrize("action", ["list", "extract"])
 def test_options_between_action_and_images(zoo: Zoo, action: str, tmp_path: Path) -> None:
     """The exact command lines of issue 7: `boot list --json IMAGE`, `boot extract --to DIR --format json IMAGE`."""

@@ -244,7 +244,7 @@ def register(subparsers: Any) -> None:
         description="Read a guest's boot-loader configuration (GRUB 2, GRUB legacy, extlinux/syslinux, lilo, "
         "systemd-boot) the way its own boot loader would.\n\nactions:\n" + actions,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Options go before the ACTION or after the IMAGEs. The first word is an ACTION only if it names "
+        epilog="Options and IMAGEs may come in any order. The first word is an ACTION only if it names "
         "one (use ./list for an image called list). Exit statuses: 2 usage, 3 unreadable/hostile image or a limit, "
         "4 file missing, 5 no usable configuration, 6 --entry matches nothing.",
     )

@@ -93,10 +93,34 @@ def run_cli(func: Callable[[], int], *, prog: str, debug: bool) -> int:
         return report_error(exc, prog=prog, debug=debug)
 
 
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``, letting options and IMAGE words of a subcommand come in any order.
+
+    argparse gives a ``nargs='*'`` positional only the words before the first option, so
+    ``virtkit boot extract --to DIR IMAGE`` would be refused; a subcommand is therefore
+    re-parsed with ``parse_intermixed_args`` (subcommands with nested subcommands, which
+    argparse cannot intermix, keep the ordinary parse).
+    """
+    subparsers = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if subparsers is None:
+        return parser.parse_args(argv)
+    for i, word in enumerate(argv):
+        if word in subparsers.choices:
+            sub = subparsers.choices[word]
+            if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                break
+            ns = parser.parse_args(argv[:i])
+            ns.command = word
+            return sub.parse_intermixed_args(argv[i + 1 :], namespace=ns)
+        if not word.startswith("-"):
+            break
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    args = parse_command_line(parser, args_list)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="virtkit: %(levelname)s: %(message)s",
