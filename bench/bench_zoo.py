@@ -303,6 +303,11 @@ def _ratio(a: float, b: float) -> str:
     return format_ratio(a / b) if a == a and b == b and b > 0 else "-"
 
 
+def _cpu(seconds: float) -> str:
+    """A CPU-time difference; below 1 ms it is within the noise of the medians."""
+    return format_seconds(seconds) if seconds >= 1e-3 else "< 1 ms (noise)"
+
+
 def _status(o: Outcome) -> str:
     if not o.walls and not o.ok and (o.detail.startswith("not run") or not o.detail):
         return "n/a" if o.detail else "not run"
@@ -356,35 +361,36 @@ def render(rows: list[Row], *, repeat: int, vgk_runs: int, breakdown: list[tuple
         lines += ["", "### Where virtkit-pygrub's time goes (debian12, same run)", "",
                   markdown_table(["step", "wall (median)", "CPU (median)"],
                                  [[n, format_seconds(w), format_seconds(c)] for n, w, c in breakdown])]
-        by = {n.split(" (")[0]: w for n, w, _ in breakdown}
+        # the split uses CPU medians: wall-clock differences of short runs are swamped by other jobs' load
+        by = {n.split(" (")[0]: c for n, _, c in breakdown}
         deb = next((r for r in rows if r.name == "debian12"), None)
         full, dry = by.get("virtkit-pygrub --no-isolate"), by.get("virtkit-pygrub -n --no-isolate")
         if deb is not None and full is not None and dry is not None:
-            lines += ["", f"The copy itself (full run minus dry run, debian12, {format_seconds(full - dry)}) against "
-                      f"the floor ({format_seconds(deb.floor.wall)}): {_ratio(full - dry, deb.floor.wall)}; "
-                      "the rest is fixed cost per run (interpreter, imports, reading the configuration)."]
+            lines += ["", f"The copy itself (full run minus dry run, debian12, CPU {_cpu(full - dry)}) against the "
+                      f"floor (CPU {format_seconds(deb.floor.cpu)}): {_ratio(full - dry, deb.floor.cpu)}; the rest is "
+                      "fixed cost per run (interpreter, imports, reading the configuration)."]
         imp = by.get("import virtkit.cli.pygrub_run")
         need = by.get("import of only the modules a debian12 run uses")
         start = by.get("python3 -c pass")
         iso = by.get("virtkit-pygrub")
         if None not in (imp, need, start, iso, full, dry):
-            lines += ["", "What dominates (profiled with `-X importtime` and cProfile; the split below is from the "
-                      "rows above):", "",
+            lines += ["", "What dominates (profiled with `-X importtime` and cProfile; the CPU split below is from "
+                      "the rows above):", "",
                       f"* interpreter start with this environment's `site` (a `.pth` that imports certifi): "
-                      f"{format_seconds(start)}, against {format_seconds(by.get('/usr/bin/python3 -c pass', 0.0))} "
+                      f"{_cpu(start)}, against {_cpu(by.get('/usr/bin/python3 -c pass', 0.0))} "
                       "for the system python3 pygrub runs on;",
-                      f"* imports: {format_seconds(imp - start)} over the interpreter start, spread over about "
+                      f"* imports: {_cpu(imp - start)} over the interpreter start, spread over about "
                       "150 modules that each define dataclasses; importing only the modules a debian12 run uses "
-                      f"still costs {format_seconds(need - start)}, because the package `__init__` files import "
+                      f"still costs {_cpu(need - start)}, because the package `__init__` files import "
                       "their siblings eagerly: `boot/volume/__init__.py` LVM and MD, `boot/config/__init__.py` every "
                       "engine, `boot/pipeline.py` the btrfs reader; after that the probe in `boot/fs/__init__.py` "
                       "(`available_readers`) imports every filesystem reader on the first open, and "
                       "`cli/_bootrun.py` the menu;",
                       f"* reading the guest and evaluating grub.cfg (dry run minus imports): "
-                      f"{format_seconds(dry - imp)}, of which the GRUB 2 lexer (`parser.py peek`) is the largest "
+                      f"{_cpu(dry - imp)}, of which the GRUB 2 lexer (`parser.py peek`) is the largest "
                       "single part;",
-                      f"* the sandboxed worker (fork, namespaces, seccomp): {format_seconds(iso - full)};",
-                      f"* copying the kernel and initrd: {format_seconds(full - dry)}."]
+                      f"* the sandboxed worker (fork, namespaces, seccomp): {_cpu(iso - full)};",
+                      f"* copying the kernel and initrd: {_cpu(full - dry)}."]
     details = [[r.name, r.pygrub.detail, r.vgk.detail] for r in rows]
     lines += ["", "### What pygrub and virt-get-kernel did", "", markdown_table(["image", "pygrub 4.17", "virt-get-kernel"],
                                                                               details)]
@@ -452,7 +458,7 @@ def main() -> int:
                   f"{format_seconds(row.pygrub.wall)} ({_status(row.pygrub)}), floor {format_seconds(row.floor.wall)}, "
                   f"virt-get-kernel {format_seconds(row.vgk.wall) if row.vgk.walls else '-'} ({_status(row.vgk)})",
                   flush=True)
-        breakdown = breakdown_runs(zoo, work, args.repeat) if "debian12" in names else []
+        breakdown = breakdown_runs(zoo, work, max(2 * args.repeat, 10)) if "debian12" in names else []
     text = render(rows, repeat=args.repeat, vgk_runs=0 if args.no_vgk else args.vgk_runs, breakdown=breakdown)
     print(text)
     (Path(tempfile.gettempdir()) / "bench_zoo.json").write_text(json.dumps(
