@@ -311,6 +311,35 @@ class EgdServerConnection:
             )
         self._buf += data
 
+    def receive_blocking_reads(self, data: bytes) -> int:
+        """Fast path for QEMU's traffic: take a chunk that is only complete ``02 NN`` requests.
+
+        Applies only when the connection is open and idle (nothing buffered,
+        nothing owed) and every request in ``data`` asks for at least one byte;
+        the requests are then owed exactly as if :meth:`receive_data` and
+        :meth:`next_event` had been called for each.
+
+        Returns:
+            the bytes now owed (answer them with one :class:`BlockingData`), or
+            -1 if the fast path does not apply - then nothing was consumed.
+        """
+        if (self._state is not ConnState.OPEN or self._queue or self._pos != len(self._buf) or not data
+                or len(data) & 1):
+            return -1
+        counts = data[1::2]
+        if data[0::2].count(CMD_READ_BLOCKING) != len(counts) or 0 in counts:
+            return -1
+        total = sum(counts)
+        if total >= self._max_pending:
+            return -1
+        self._base += self._pos + len(data)
+        if self._pos:
+            self._buf.clear()
+            self._pos = 0
+        self._queue.append(_Owed(CMD_READ_BLOCKING, total, deque(counts)))
+        self.owed_bytes = total
+        return total
+
     def next_event(self) -> Request | ConnectionClosed | Sentinel:
         """Parse the next request.
 

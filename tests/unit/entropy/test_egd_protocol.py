@@ -481,3 +481,47 @@ def test_fuzz_client_only_remote_protocol_errors_escape(reqs: list[object], data
             pass
     except RemoteProtocolError:
         pass
+
+
+# -- the fast path for QEMU's traffic ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "chunk", "owed"),
+    [
+        (b"", b"\x02\x40", 64),
+        (b"", b"\x02\x40\x02\xff\x02\x01", 320),
+        (b"", b"\x02\x00", -1),  # a zero-length read owes nothing: slow path
+        (b"", b"\x02\x40\x00", -1),  # odd length
+        (b"", b"\x02\x40\x04\x00", -1),  # another command
+        (b"", b"\x01\x40", -1),
+        (b"\x02", b"\x40", -1),  # a partial request is buffered
+        (b"\x02\x08", b"\x02\x08", -1),  # something is owed already
+        (b"", b"", -1),
+    ],
+)
+def test_receive_blocking_reads_fast_path(prefix: bytes, chunk: bytes, owed: int) -> None:
+    conn = EgdServerConnection()
+    if prefix:
+        conn.receive_data(prefix)
+        events(conn)
+    before = conn.owed_bytes
+    assert conn.receive_blocking_reads(chunk) == owed
+    if owed < 0:
+        assert conn.owed_bytes == before  # nothing consumed
+        return
+    slow = EgdServerConnection()
+    slow.receive_data(chunk)
+    events(slow)
+    assert conn.snapshot() == slow.snapshot()
+    assert conn.send(BlockingData(b"x" * owed)) == b"x" * owed
+    assert conn.completed == len(chunk) // 2
+    conn.receive_data(b"\x07")  # stream offsets keep counting across the fast path
+    with pytest.raises(RemoteProtocolError, match=f"stream offset {len(chunk)},"):
+        conn.next_event()
+
+
+def test_fast_path_respects_the_pending_cap() -> None:
+    conn = EgdServerConnection(limits=Limits(max_pending_bytes=300))
+    assert conn.receive_blocking_reads(b"\x02\xff\x02\xff") == -1
+    assert conn.receive_blocking_reads(b"\x02\xff") == 255
