@@ -50,7 +50,7 @@ __all__ = [
     "run_grub_emu",
 ]
 
-HARNESS_VERSION = "3"
+HARNESS_VERSION = "4"
 LOADER_FUNCTIONS = (
     "linux", "linux16", "linuxefi", "initrd", "initrd16", "initrdefi", "devicetree",
     "multiboot", "multiboot2", "module", "module2", "xen_hypervisor", "xen_module",
@@ -120,7 +120,9 @@ def oracle_available() -> str | None:
 
 
 def _harness(case: OracleCase) -> str:
-    lines = [f'function {n} {{ echo "@@{n} n=$# root=[$root] chosen=[$chosen]" "$@"; }}' for n in LOADER_FUNCTIONS]
+    # a wide terminal: grub-emu's console wraps at 80 columns otherwise
+    lines = ["terminfo -g 4096x100 console vt100-color"]
+    lines += [f'function {n} {{ echo "@@{n} n=$# root=[$root] chosen=[$chosen]" "$@"; }}' for n in LOADER_FUNCTIONS]
     dev = case.device
     lines += [
         f"set root={dev}",
@@ -286,7 +288,7 @@ def normalize_transcript(text: str) -> list[str]:
         lines.pop()
     phase = "config"
     for line in lines:
-        s = line.rstrip(" ")
+        s = line.expandtabs(8).rstrip(" ")
         if phase == "config" and s == "@@END":
             out.append("@@END")
             phase = "boot"
@@ -299,6 +301,8 @@ def normalize_transcript(text: str) -> list[str]:
         if phase == "boot" or s.strip().startswith(("Booting `", "Falling back to `")):
             phase = "boot"
             st = s.strip()
+            if st.startswith(("GNU GRUB  version", "Minimal BASH-like", "grub>")):
+                break  # the command line or the menu screen: GRUB waits for a key from here on
             if not st or st == "Press any key to continue..." or st.startswith(_MENU_SCREEN):
                 continue
             out.append(st)

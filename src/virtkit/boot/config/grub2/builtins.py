@@ -24,7 +24,7 @@ from virtkit.boot.config.grub2.ast import Command, Var
 from virtkit.boot.config.grub2.env import MenuItemDef
 from virtkit.boot.config.grub2.interp import MenuShown, StopEvaluation
 from virtkit.boot.config.grub2.loaders import LOADER_COMMANDS
-from virtkit.boot.config.grub2.paths import open_error
+from virtkit.boot.config.grub2.paths import open_error, read_bytes
 from virtkit.boot.config.grub2.test_cmd import cmd_test, grub_strtoul
 
 if TYPE_CHECKING:
@@ -363,7 +363,8 @@ def cmd_keystatus(interp: Interpreter, name: str, args: list[str], _b: bool) -> 
         return _usage(interp, name)
     except ArgError as exc:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, str(exc))
-    return E.GRUB_ERR_TEST_FAILURE if state else 0  # no key is held during an unattended boot
+    del state  # no modifier key is held during an unattended boot; GRUB says false then, and without options too
+    return E.GRUB_ERR_TEST_FAILURE
 
 
 def cmd_cmostest(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
@@ -391,10 +392,16 @@ def cmd_loadfont(interp: Interpreter, name: str, args: list[str], _b: bool) -> i
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
     for a in args:
         path = a if a[:1] in ("(", "/", "+") else f"{interp.get('prefix') or ''}/fonts/{a}.pf2"
-        _, err = open_error(interp, path)
+        rp, err = open_error(interp, path)
         if err is not None:
             return interp.error(*err)
+        head = read_bytes(interp, rp, limit=16 << 20)
+        if head is not None and not head.startswith(_PFF2_MAGIC):
+            return interp.error(E.GRUB_ERR_BAD_FONT, "font file format error: 1st section must be FILE")
     return 0
+
+
+_PFF2_MAGIC = b"FILE\0\0\0\x04PFF2"  # grub-core/font/font.c: the FILE section holding "PFF2"
 
 
 def cmd_increment(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
@@ -411,6 +418,11 @@ def cmd_increment(interp: Interpreter, name: str, args: list[str], _b: bool) -> 
     return 0
 
 
+def cmd_lsmod(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
+    interp.write("Name\tRef Count\tDependencies\n")  # the modules of a running GRUB are unknowable here
+    return 0
+
+
 def cmd_password(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
     if len(args) != 2:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "two arguments expected")
@@ -421,7 +433,7 @@ def cmd_password(interp: Interpreter, name: str, args: list[str], _b: bool) -> i
 
 
 # Presentation and hardware commands that change nothing a boot depends on.
-NOOP_COMMANDS = ["terminal_output", "terminal_input", "terminfo", "serial", "gfxterm", "background_image", "background_color", "videoinfo", "videotest", "play", "clear", "lsmod", "rmmod", "dl_dependencies", "lsfonts", "lsapm", "lspci", "lsacpi", "set_video", "gfxmode_set", "tr", "date", "sleep", "cmosclean", "badram", "cutmem", "smbios", "tpm_measure", "authenticate", "nativedisk", "usb", "efi_gop", "efi_uga", "vbeinfo", "vbetest", "multiboot_init", "gettext", "cryptomount", "loopback", "drivemap", "parttool", "hdparm", "setpci", "outb", "outw", "outl", "inb", "inw", "inl", "connectefi", "bli", "ls", "cat", "hexdump", "help", "lsefi", "lsefimmap", "lsefisystab", "lssal", "cbmemc", "net_bootp", "net_dhcp", "net_ls_addr", "net_ls_cards", "net_ls_routes", "net_nslookup"]
+NOOP_COMMANDS = ["terminal_output", "terminal_input", "terminfo", "serial", "gfxterm", "background_image", "background_color", "videoinfo", "videotest", "play", "clear", "rmmod", "dl_dependencies", "lsfonts", "lsapm", "lspci", "lsacpi", "set_video", "gfxmode_set", "tr", "date", "sleep", "cmosclean", "badram", "cutmem", "smbios", "tpm_measure", "authenticate", "nativedisk", "usb", "efi_gop", "efi_uga", "vbeinfo", "vbetest", "multiboot_init", "gettext", "cryptomount", "loopback", "drivemap", "parttool", "hdparm", "setpci", "outb", "outw", "outl", "inb", "inw", "inl", "connectefi", "bli", "ls", "cat", "hexdump", "help", "lsefi", "lsefimmap", "lsefisystab", "lssal", "cbmemc", "net_bootp", "net_dhcp", "net_ls_addr", "net_ls_cards", "net_ls_routes", "net_nslookup"]
 
 _NOT_INTERPRETED = ["xnu_kernel", "xnu_kernel64", "xnu_mkext", "xnu_kext", "xnu_kextdir", "xnu_ramdisk", "xnu_resume", "xnu_splash", "legacy_source", "legacy_configfile", "extract_entries_source", "extract_entries_configfile", "extract_legacy_entries_source", "extract_legacy_entries_configfile", "backtrace"]
 
@@ -467,6 +479,7 @@ def build_command_table(platform: str) -> dict[str, CommandFn]:
         "increment": cmd_increment,
         "decrement": cmd_increment,
         "password": cmd_password,
+        "lsmod": cmd_lsmod,
         "password_pbkdf2": cmd_password,
         "load_env": cmd_load_env,
         "save_env": cmd_save_env,

@@ -399,15 +399,13 @@ class Interpreter:
             words = (*words, Word((Lit("{" + node.block.text + "}", '"'),), node.block.pos))
         argv = self.expand(words)
         if not argv:
-            return 0
+            return self.pending[0] if self.pending is not None else 0
         name = argv[0]
         args = argv[1:]
         invert = False
         if name == "!":
             if len(argv) < 2:
-                ret = self.error(E.GRUB_ERR_BAD_ARGUMENT, "no command is specified")
-                self.print_error()
-                return ret
+                return self.error(E.GRUB_ERR_BAD_ARGUMENT, "no command is specified")  # printed after the next command
             invert = True
             name = argv[1]
             args = argv[2:]

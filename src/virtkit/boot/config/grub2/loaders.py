@@ -191,13 +191,13 @@ def cmd_chainloader(interp: Interpreter, name: str, args: list[str], _block: boo
     _trace(interp, name, args)
     st = _state(interp)
     files = [a for a in args if not a.startswith("--")]
-    if not files:
+    if not files and name != "appleloader":
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
     st.kind = EntryKind.CHAINLOAD
     st.loaded = True
     st.kernel = None
     st.initrds = []
-    target = files[0]
+    target = files[0] if files else "(firmware)"
     st.note(f"{name} {target}: starts another boot loader; not bootable as a PV guest")
     return 0
 

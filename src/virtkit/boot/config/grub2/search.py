@@ -112,7 +112,7 @@ def do_search(interp: Interpreter, kind: str, key: str, *, var: str | None, hint
         if _matches(interp, dev, kind, key):
             found += 1
             if var is not None:
-                interp.set(var, name, "search", f"search {kind} {key}")
+                interp.set(var, dev.name, "search", f"search {kind} {key}")
                 return 0
             interp.write(f" {name}")
     if not found:
@@ -191,7 +191,7 @@ def cmd_probe(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
         devname = devname[1:-1]
     dev = find_device(interp.devices, devname)
     if dev is None:
-        return interp.error(E.GRUB_ERR_BAD_DEVICE, "cannot open device")
+        return interp.error(E.GRUB_ERR_UNKNOWN_DEVICE, f"disk `{devname}' not found")
     val: str | None
     if "driver" in state:
         val = {"pc": "biosdisk", "efi": "efidisk", "xen": "xen", "ieee1275": "ofdisk"}.get(interp.platform, "biosdisk")
