@@ -10,16 +10,20 @@ Each result is merged into fuzz/results.json as soon as its target finishes
 fuzz/corpus/TARGET, so a second run continues where the first stopped and
 its executions are added to the recorded total), and the table is printed as
 Markdown at the end.
+
+Two phases per target: coverage-guided atheris (``--max-time`` bounds it),
+then with ``--fill`` uninstrumented mutation of the corpus it built
+(fuzz/mutate_corpus.py) until the target's executions reach ``--runs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,14 +31,38 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results.json"
-_lock = threading.Lock()
 
 # Longest input per target kind: patch programs and texts stay small, so each
 # execution is cheap and the mutations are dense.
 MAX_LEN = {"patch": 512, "binary": 4096, "text": 8192}
 
 
-def run_one(name: str, kind: str, runs: int, max_time: int | None) -> dict[str, object]:
+def merge_result(name: str, *, atheris: dict[str, object] | None = None, mutation_executions: int = 0,
+                 mutation_seconds: float = 0.0) -> dict[str, object]:
+    """Add one phase's numbers to fuzz/results.json (locked: several campaigns may write)."""
+    with open(HERE / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        r: dict[str, object] = dict(old.get(name, {"target": name}))
+        if "atheris_executions" not in r:  # results written before the two phases were recorded apart
+            r["atheris_executions"] = int(r.get("total_executions", r.get("executions", 0)))  # type: ignore[call-overload]
+            r["atheris_seconds"] = float(r.get("total_seconds", r.get("seconds", 0.0)))  # type: ignore[arg-type]
+        if atheris is not None:
+            r.update(atheris)
+            r["atheris_executions"] = int(r["atheris_executions"]) + int(atheris["executions"])  # type: ignore[call-overload]
+            r["atheris_seconds"] = round(float(r["atheris_seconds"]) + float(atheris["seconds"]), 1)  # type: ignore[arg-type]
+        r["mutation_executions"] = int(r.get("mutation_executions", 0)) + mutation_executions  # type: ignore[call-overload]
+        r["mutation_seconds"] = round(float(r.get("mutation_seconds", 0.0)) + mutation_seconds, 1)  # type: ignore[arg-type]
+        r["total_executions"] = int(r["atheris_executions"]) + int(r["mutation_executions"])  # type: ignore[call-overload]
+        r["crashes"] = sorted(p.name for p in (HERE / "crashes" / name).glob("*") if p.is_file() and p.suffix != ".txt")
+        r.pop("total_seconds", None)
+        old[name] = r
+        RESULTS.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")
+        return r
+
+
+def run_one(name: str, kind: str, runs: int, max_time: int | None, fill: bool) -> dict[str, object]:
+    """The coverage-guided phase (atheris); then, with ``fill``, corpus mutation up to ``runs`` in total."""
     log = HERE / "logs" / f"{name}.log"
     log.parent.mkdir(exist_ok=True)
     start = time.monotonic()
@@ -51,30 +79,30 @@ def run_one(name: str, kind: str, runs: int, max_time: int | None) -> dict[str, 
     m = re.search(r"stat::number_of_executed_units:\s*(\d+)", text)
     if m:
         execs = int(m.group(1))
-    crashes = sorted(p.name for p in (HERE / "crashes" / name).glob("*") if p.is_file())
     corpus = len(list((HERE / "corpus" / name).glob("*")))
     seconds = round(time.monotonic() - start, 1)
-    result: dict[str, object] = {
+    result = merge_result(name, atheris={
         "target": name, "status": proc.returncode, "executions": execs, "coverage": cov, "features": ft,
-        "corpus": corpus, "crashes": crashes, "seconds": seconds, "exec_per_s": round(execs / max(seconds, 0.1)),
-    }
-    with _lock:
-        old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        prev = old.get(name, {})
-        result["total_executions"] = int(prev.get("total_executions", prev.get("executions", 0))) + execs
-        result["total_seconds"] = round(float(prev.get("total_seconds", prev.get("seconds", 0))) + seconds, 1)
-        old[name] = result
-        RESULTS.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")
-    print(f"{name}: {execs:,} executions ({result['total_executions']:,} in total), cov {cov} ft {ft}, "
-          f"{len(crashes)} findings, {seconds} s", flush=True)
+        "corpus": corpus, "seconds": seconds,
+    })
+    print(f"{name}: atheris {execs:,} executions, cov {cov} ft {ft}, {seconds} s", flush=True)
+    if fill and int(result["total_executions"]) < runs:  # type: ignore[call-overload]
+        with open(HERE / "logs" / f"{name}.mutate.log", "w") as f:
+            subprocess.run([sys.executable, str(HERE / "mutate_corpus.py"), name, f"--until={runs}"],
+                           stdout=f, stderr=subprocess.STDOUT, check=False)
+        result = json.loads(RESULTS.read_text())[name]
+    print(f"{name}: {int(result['total_executions']):,} executions in total, {len(result['crashes'])} findings", flush=True)  # type: ignore[call-overload, arg-type]
     return result
 
 
 def table(results: dict[str, dict[str, object]]) -> str:
-    rows = ["| target | executions | coverage (cov/ft) | corpus | findings | CPU time |", "|---|---:|---:|---:|---:|---:|"]
-    for r in results.values():
-        rows.append(f"| {r['target']} | {int(r.get('total_executions', r['executions'])):,} | {r['coverage']}/{r['features']} "
-                    f"| {r['corpus']} | {len(r['crashes'])} | {r.get('total_seconds', r['seconds'])} s |")  # type: ignore[arg-type]
+    rows = ["| target | coverage-guided executions | coverage (cov/ft) | corpus | corpus-mutation executions "
+            "| total executions | findings |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in sorted(results):
+        r = results[name]
+        rows.append(f"| {name} | {int(r.get('atheris_executions', r['executions'])):,} | {r['coverage']}/{r['features']} "  # type: ignore[call-overload]
+                    f"| {r['corpus']} | {int(r.get('mutation_executions', 0)):,} "  # type: ignore[call-overload]
+                    f"| {int(r.get('total_executions', r['executions'])):,} | {len(r['crashes'])} |")  # type: ignore[call-overload, arg-type]
     return "\n".join(rows)
 
 
@@ -85,6 +113,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--max-time", type=int, default=None, help="seconds per target (libFuzzer -max_total_time)")
+    ap.add_argument("--fill", action="store_true", help="after atheris, mutate the corpus uninstrumented up to --runs")
     ap.add_argument("--table", action="store_true", help="only print the table of fuzz/results.json")
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
@@ -93,7 +122,7 @@ def main() -> int:
         return 0
     names = a.names or list(targets.TARGETS)
     with ThreadPoolExecutor(a.jobs) as ex:
-        results = list(ex.map(lambda n: run_one(n, targets.TARGETS[n].kind, a.runs, a.max_time), names))
+        results = list(ex.map(lambda n: run_one(n, targets.TARGETS[n].kind, a.runs, a.max_time, a.fill), names))
     print(table({str(r["target"]): r for r in results}))
     return 0 if all(not r["crashes"] and r["status"] == 0 for r in results) else 1
 

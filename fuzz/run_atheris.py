@@ -19,18 +19,30 @@ import atheris
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-with atheris.instrument_imports(include=["virtkit"]):
-    # Import every module a target may touch so it is instrumented (the sandbox and
-    # the interactive menu are not parsers and stay uninstrumented).
+import targets  # noqa: E402
+
+NAME = sys.argv[1] if len(sys.argv) > 1 else ""
+
+
+def _instrumented_imports(prefixes: tuple[str, ...]) -> None:
+    """Import the packages under test inside atheris' instrumentation (and nothing else).
+
+    Modules the harness itself needs (streams, errors, limits) are already imported,
+    uninstrumented; instrumenting only the code under test keeps each execution cheap.
+    """
+    import importlib
     import pkgutil
 
-    import targets
+    with atheris.instrument_imports(include=list(prefixes)):
+        for prefix in prefixes:
+            mod = importlib.import_module(prefix)
+            for info in pkgutil.walk_packages(getattr(mod, "__path__", []), prefix + "."):
+                if info.name not in ("virtkit.boot.worker.sandbox", "virtkit.boot.menu.interactive"):
+                    importlib.import_module(info.name)
 
-    import virtkit.boot
 
-    for info in pkgutil.walk_packages(virtkit.boot.__path__, "virtkit.boot."):
-        if info.name not in ("virtkit.boot.worker.sandbox", "virtkit.boot.menu.interactive"):
-            __import__(info.name)
+if NAME in targets.TARGETS:
+    _instrumented_imports(targets.TARGETS[NAME].instrument)
 
 
 def main() -> None:
