@@ -37,6 +37,7 @@ class LibxlResult:
     kernel: bytes | None = None
     ramdisk: bytes | None = None
     leftovers: list[str] = field(default_factory=list)  # files left in the output dir after libxl's cleanup
+    output: bytes = b""  # the --output file's content, whatever the exit status
 
     def normalised(self) -> bytes:
         """The raw record with temp-file names replaced by placeholders (for side-by-side)."""
@@ -100,6 +101,7 @@ def run_like_libxl(
     proc = subprocess.run(argv, capture_output=True, timeout=timeout, env=e, stdin=subprocess.DEVNULL, check=False)
     res = LibxlResult(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
     res._dir = outdir
+    res.output = out.read_bytes()
     if proc.returncode == 0:
         res.raw = out.read_bytes()
         res.records, res.warnings = parse_records(res.raw)

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ from zoo.disk import Lv, Partition, make_gpt, make_mbr, make_pv, mkfs_ext, mkfs_
 from zoo.tools import run, tool_env  # noqa: E402
 
 PYGRUB = "/usr/lib/xen-4.17/bin/pygrub"  # Debian 12 xen-utils-4.17
-VIRTKIT_PYGRUB = [sys.executable, "-m", "virtkit.cli.pygrub"]
+_SCRIPT = Path(sysconfig.get_path("scripts")) / "virtkit-pygrub"  # the console script pip installed
+# The installed entry point (so messages say "virtkit-pygrub: ..."), else the module.
+VIRTKIT_PYGRUB = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "virtkit.cli.pygrub"]
 MiB = 1 << 20
 
 _TEMP_NAME = re.compile(rb"boot_(kernel|ramdisk)\.[a-z0-9_]{8}")
@@ -259,8 +262,10 @@ class DirectResult:
         return found[0] if found else None
 
 
-def normalise(data: bytes, outdir: Path) -> bytes:
+def normalise(data: bytes, outdir: Path | str) -> bytes:
+    """Temp names as ``boot_kernel.XXXXXXXX``, ``outdir`` as ``<DIR>``, our program name as installed."""
     data = _TEMP_NAME.sub(rb"boot_\1.XXXXXXXX", data)
+    data = re.sub(rb"(?m)^pygrub\.py: ", b"virtkit-pygrub: ", data)  # run as ``python -m virtkit.cli.pygrub``
     return data.replace(str(outdir).encode(), b"<DIR>")
 
 
