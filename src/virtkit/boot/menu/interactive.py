@@ -224,7 +224,7 @@ class MenuSession:
             else:
                 self.mode = Mode.COMMAND
                 self.input_text = ""
-                self.output = ["Minimal command line: ls [PATH], cat PATH, set [VAR=VALUE], boot, help. Esc leaves."]
+                self.output = ["Command line: ls [PATH], cat PATH, set [VAR=VALUE], boot, help. Esc leaves."]
         elif k == "a":
             if isinstance(self._current(), BootEntry):
                 self.mode = Mode.APPEND
@@ -325,7 +325,7 @@ class MenuSession:
     # ------------------------------------------------------------ rendering
 
     def _rows(self) -> int:
-        return max(1, self.height - 8)
+        return max(1, self.height - 8)  # header 3, borders 2, help 2, message 1
 
     def _fit(self, text: str) -> str:
         text = sanitize_text(text)
@@ -369,12 +369,18 @@ class MenuSession:
                 label += f"  [{item.kind.value}: not bootable]"
             if i == lv.cursor:
                 highlight = len(lines)
-            lines.append(f"|{mark}{label}")
+            label = sanitize_text(label)
+            inner = self.width - 4  # "|" mark label "|" fills width - 1 columns
+            if len(label) > inner:
+                label = label[: inner - 1] + ">"
+            lines.append(f"|{mark}{label.ljust(inner)}|")
         while len(lines) < 4 + rows:
-            lines.append("|")
+            lines.append("|" + " " * (self.width - 3) + "|")
         lines.append("+" + "-" * (self.width - 3) + "+")
-        help1 = "Up/Down (j/k) select, Enter boots" + (", Esc goes back" if len(self.stack) > 1 else "")
-        lines.append(f"  {help1}, 'e' edits, 'a' appends arguments, 'c' command line.")
+        # Two help lines: one would not fit the 80-column Xen PV console.
+        back = ", Esc goes back" if len(self.stack) > 1 else ""
+        lines.append(f"  Up/Down (j/k) select, Enter boots{back}.")
+        lines.append("  'e' edits the entry, 'a' appends kernel arguments, 'c' opens a command line.")
         if self.message:
             lines.append(f"  {self.message}")
         elif self.remaining is not None:
