@@ -51,8 +51,8 @@ FUZZ_LIMITS = Limits(
     max_string_bytes=1 << 16, max_partitions=256, max_lvm_metadata_bytes=1 << 20, max_lvm_tokens=100000,
     max_call_depth=64,
 )
-MAX_WALK_NODES = 24
-MAX_READ_PER_FILE = 8 << 10
+MAX_WALK_NODES = 12
+MAX_READ_PER_FILE = 4 << 10
 
 
 # ------------------------------------------------------------------ walkers
