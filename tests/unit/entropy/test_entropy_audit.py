@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import DATA, assert_golden, require_tool
 from virtkit.cli.main import main
@@ -343,3 +345,32 @@ def test_live_libvirt_through_libvirt_python(tmp_path: Path) -> None:
     assert [g["name"] for g in doc["guests"]] == ["test"]  # the test driver's one domain
     assert {f["code"] for f in doc["guests"][0]["findings"]} == {"no-rng", "cpu-no-rdrand", "no-genid"}
     assert doc["guests"][0]["origin"] == "libvirt test:///default"
+
+
+# -- arbitrary input ---------------------------------------------------------------------------------
+
+SEED_XML = (DOMAINS / "egd-tcp-reconnect-off.xml").read_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.tuples(st.integers(0, len(SEED_XML)), st.binary(max_size=8)), max_size=6))
+def test_mutated_domain_xml_gives_a_config_or_a_usage_error(cuts: list[tuple[int, bytes]]) -> None:
+    data = bytearray(SEED_XML)
+    for pos, junk in cuts:
+        data[pos : pos + len(junk)] = junk
+    try:
+        guest = from_domain_xml(bytes(data), "fuzz")
+    except UsageError:
+        return
+    audit_guest(guest)
+    fix_for(audit_guest(guest))
+
+
+@settings(max_examples=200, deadline=None)
+@given(argv=st.lists(st.one_of(st.sampled_from(["-object", "-device", "-chardev", "-cpu", "-name", "-machine",
+                                                "-accel", "rng-egd,id=r,chardev=c", '{"qom-type":', "virtio-rng-pci",
+                                                "socket,id=c,reconnect=x", ",,", "="]), st.text(max_size=12)),
+                     max_size=14))
+def test_arbitrary_qemu_command_lines_never_raise(argv: list[str]) -> None:
+    guest = from_qemu_cmdline(QemuCommandLine.parse(["qemu-system-x86_64", *argv]), "fuzz")
+    fix_for(audit_guest(guest))
