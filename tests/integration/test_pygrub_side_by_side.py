@@ -30,6 +30,7 @@ from pygrub_support import (
     Guest,
     ImageCache,
     concat_initrds,
+    normalise,
     payload,
     require_pygrub,
     run_direct,
@@ -238,6 +239,21 @@ LABEL install
   APPEND vga=normal --- quiet
 """
 
+ONE_ENTRY = """\
+set default=0
+set timeout=5
+menuentry '{title}' {{
+	{body}
+}}
+"""
+
+
+def one(body: str, files: Mapping[str, bytes | str] | None = None, *, title: str = "Debian", **kw: str) -> Guest:
+    """A grub.cfg with one entry holding ``body``, on the Debian files."""
+    cfg = ONE_ENTRY.format(body=body, title=title)
+    return Guest.make({"/boot/grub/grub.cfg": cfg, **DEBIAN_FILES, **(files or {})}, **kw)
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -324,6 +340,10 @@ SAME = [
          K1, None, "root=/dev/xvda1 ro console=hvc0", fmt="sxp"),
     Same("ext4-extlinux-entry-label", Guest.make({"/boot/extlinux/extlinux.conf": EXTLINUX_CFG, **DEBIAN_FILES}),
          K2, None, "root=/dev/xvda1 single", bootloader_args=("--entry=rescue",)),
+    Same("offset", debian(disk="mbr"), K1, I1, DEB_ARGS, bootloader_args=("-q", "--offset=1048576")),
+    Same("utf8-title-and-args-sxp", one("linux /boot/vmlinuz-6.1.0-2-amd64 root=/dev/xvda1 ro name=café"
+                                        "\n\tinitrd /boot/initrd.img-6.1.0-2-amd64", title="Débian ✓"),
+         K1, I1, "root=/dev/xvda1 ro name=café", bootloader_args=("--entry=Débian ✓",), fmt="sxp"),
     Same("iso9660-isolinux", Guest.make({"/boot/isolinux/isolinux.cfg": ISOLINUX_CFG,
                                          "/install/vmlinuz": K2}, fs="iso"),
          K2, None, "vga=normal --- quiet", fmt="simple"),
@@ -512,17 +532,6 @@ menuentry 'Red Hat Enterprise Linux (3.10.0-1160.el7.x86_64) 7.9' {
 }
 """
 
-ONE_ENTRY = """\
-set default=0
-set timeout=5
-menuentry 'Debian' {{
-	{body}
-}}
-"""
-
-
-def one(body: str, files: Mapping[str, bytes | str] | None = None, **kw: str) -> Guest:
-    return Guest.make({"/boot/grub/grub.cfg": ONE_ENTRY.format(body=body), **DEBIAN_FILES, **(files or {})}, **kw)
 
 
 PLAIN = "linux /boot/vmlinuz-6.1.0-2-amd64 root=/dev/xvda1 ro\n\tinitrd /boot/initrd.img-6.1.0-2-amd64"
@@ -709,3 +718,28 @@ def test_list_entries_does_not_stop_at_an_entry_without_initrd(images: ImageCach
     assert [line for line in ours.splitlines() if line.startswith("title: ")] == ["title: A", "title: B", "title: C",
                                                                                   "title: D"]
     assert "  entry: 1>1  id: c\n" in ours and "  entry: 2  id: d\n" in ours
+
+
+def test_output_file_truncated_and_created(images: ImageCache, tmp_path: Path) -> None:
+    """``--output``: pygrub opens it O_WRONLY without O_TRUNC or O_CREAT (reference §1.1) - a longer
+    old file keeps its tail, a missing one is a FileNotFoundError (and leaked temp files).  libxl
+    pre-creates and truncates the file, so only direct users notice; we truncate and create."""
+    require_pygrub()
+    image = images.get(debian())
+    for who, prog in (("pygrub", [PYGRUB]), ("virtkit", VIRTKIT_PYGRUB)):
+        stale = tmp_path / f"{who}.out"
+        stale.write_bytes(b"X" * 400)
+        res = run_direct(prog, image, ["-q", "--output-format=simple0", f"--output={stale}"], tmp_path / who)
+        assert res.status == 0, res.stderr
+        raw = stale.read_bytes()
+        end = raw.index(b"\0\0") + 2
+        assert normalise(raw[:end], tmp_path / who) == expected_record(K1, I1, DEB_ARGS)
+        assert raw[end:] == (b"X" * (400 - end) if who == "pygrub" else b""), raw[end:][:40]
+        missing = tmp_path / f"{who}-missing.out"
+        res = run_direct(prog, image, ["-q", f"--output={missing}"], tmp_path / f"{who}-2")
+        if who == "pygrub":
+            assert res.status == 1 and "FileNotFoundError" in res.stderr and not missing.exists()
+            assert len(res.files) == 2  # its temp files, empty, left behind
+        else:
+            assert res.status == 0 and missing.read_bytes().startswith(b"linux (kernel '")
+            assert oct(missing.stat().st_mode & 0o777) == "0o600"
