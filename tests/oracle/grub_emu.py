@@ -16,7 +16,9 @@ Method (../shared/reference/grub-oracle-method.md):
 3. Isolation: each run is a private mount namespace (``unshare -m``) chrooted into a
    tmpfs that holds only ``/usr`` (read-only), the disk and the harness, so the
    ``(host)`` device sees nothing of this machine.
-4. Speed: ``grub-emu`` reads keys one byte at a time from stdin; the driver answers each
+4. Video: ``SDL_VIDEODRIVER`` names no driver, so ``terminal_output gfxterm`` fails with
+   "no suitable video mode found" (dropped when normalising) instead of drawing.
+5. Speed: ``grub-emu`` reads keys one byte at a time from stdin; the driver answers each
    "Press any key to continue..." and stops the process as soon as the boot failed or
    the command line / menu screen appears.  An ``LD_PRELOAD`` shim (built with ``cc``
    when there is one) makes GRUB's sleeps (2.5 s per fallback) return at once.
@@ -30,12 +32,14 @@ dropped.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import select
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,14 +47,16 @@ from pathlib import Path
 __all__ = [
     "HARNESS_VERSION",
     "LOADER_FUNCTIONS",
+    "OracleCache",
     "OracleCase",
     "OracleUnavailable",
+    "minimal_pf2",
     "normalize_transcript",
     "oracle_available",
     "run_grub_emu",
 ]
 
-HARNESS_VERSION = "4"
+HARNESS_VERSION = "5"
 LOADER_FUNCTIONS = (
     "linux", "linux16", "linuxefi", "initrd", "initrd16", "initrdefi", "devicetree",
     "multiboot", "multiboot2", "module", "module2", "xen_hypervisor", "xen_module",
@@ -67,6 +73,50 @@ int clock_nanosleep(clockid_t c, int f, const struct timespec *a, struct timespe
 int usleep(useconds_t u) { (void)u; return 0; }
 unsigned int sleep(unsigned int s) { (void)s; return 0; }
 """
+
+
+def minimal_pf2() -> bytes:
+    """The smallest font GRUB's ``loadfont`` accepts: the required PFF2 sections and one glyph."""
+    import struct
+
+    def sec(name: bytes, data: bytes) -> bytes:
+        return name + struct.pack(">I", len(data)) + data
+
+    hdr = b"".join(
+        [
+            sec(b"FILE", b"PFF2"), sec(b"NAME", b"VK Test Regular 16\0"), sec(b"FAMI", b"VK Test\0"),
+            sec(b"WEIG", b"normal\0"), sec(b"SLAN", b"normal\0"), sec(b"PTSZ", struct.pack(">H", 16)),
+            sec(b"MAXW", struct.pack(">H", 8)), sec(b"MAXH", struct.pack(">H", 2)),
+            sec(b"ASCE", struct.pack(">H", 1)), sec(b"DESC", struct.pack(">H", 1)),
+        ]
+    )
+    data_off = len(hdr) + 8 + 9 + 8
+    glyph = struct.pack(">HHhhh", 8, 2, 0, 0, 8) + b"\xff\xff"
+    return hdr + sec(b"CHIX", struct.pack(">IBI", 0x41, 0, data_off)) + b"DATA" + struct.pack(">I", 0xFFFFFFFF) + glyph
+
+
+class OracleCache:
+    """Recorded oracle transcripts, keyed by :meth:`OracleCase.key`, in a JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, list[str]]:
+        if self.path.exists():
+            data: dict[str, list[str]] = json.loads(self.path.read_text())
+            return data
+        return {}
+
+    def store(self, key: str, lines: list[str]) -> None:
+        with _CACHE_LOCK:
+            data = self.load()
+            data[key] = lines
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+            os.replace(tmp, self.path)
+
+
+_CACHE_LOCK = threading.Lock()
 
 
 class OracleUnavailable(Exception):
@@ -210,7 +260,8 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
         (work / "h" / "dm").write_text("(hd0) /h/disk.img\n")
         if shim is not None:
             shutil.copy(shim, work / "h" / "shim.so")
-        preload = "/usr/bin/env LD_PRELOAD=/h/shim.so " if shim is not None else ""
+        # SDL_VIDEODRIVER: no video, so `terminal_output gfxterm` fails cleanly instead of drawing
+        preload = "/usr/bin/env SDL_VIDEODRIVER=vk-none " + ("LD_PRELOAD=/h/shim.so " if shim is not None else "")
         script = (
             'set -e; D=$(mktemp -d); mount -t tmpfs none "$D"; mkdir "$D/usr" "$D/h" "$D/dev" "$D/tmp"; '
             'mount --bind /usr "$D/usr"; mount -o remount,ro,bind "$D/usr"; '
@@ -270,6 +321,7 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
     return text[start + len("@@BEGIN\n") :]
 
 
+_NO_VIDEO = "error: no suitable video mode found."
 _SYNTAX = ("error: syntax error.", "error: Incorrect command.", "error: out of memory.")
 _MENU_SCREEN = ("GNU GRUB  version", "Use the ", "Press enter to boot", "before booting or", "grub>", "Minimal BASH-like")
 
@@ -293,6 +345,8 @@ def normalize_transcript(text: str) -> list[str]:
             out.append("@@END")
             phase = "boot"
             continue
+        if s == _NO_VIDEO:
+            continue  # grub-emu has no video here; a VM's GRUB switches to gfxterm silently
         if s in _SYNTAX or (s.startswith("error: ") and s.endswith(".") and len(s) < 12):
             if out and out[-1] == "error: syntax error.":
                 continue

@@ -46,7 +46,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oracle.grub_emu import DEFAULT_LABEL, DEFAULT_UUID, OracleCase, normalize_transcript
+from oracle.grub_emu import DEFAULT_LABEL, DEFAULT_UUID, OracleCase, minimal_pf2, normalize_transcript
 from virtkit.boot.config.grub2 import Grub2Options, load_grub2_menu
 from virtkit.boot.config.grub2.autoboot import autoboot_transcript
 from virtkit.boot.config.grubenv import render_grubenv
@@ -72,26 +72,6 @@ STANDARD_FILES: dict[str, bytes] = {
     "/empty": b"",
     "/boot/grub/fonts/unicode.pf2": b"",  # replaced by minimal_pf2() below
 }
-
-
-def minimal_pf2() -> bytes:
-    """The smallest font GRUB's ``loadfont`` accepts: the required PFF2 sections and one glyph."""
-    import struct
-
-    def sec(name: bytes, data: bytes) -> bytes:
-        return name + struct.pack(">I", len(data)) + data
-
-    hdr = b"".join(
-        [
-            sec(b"FILE", b"PFF2"), sec(b"NAME", b"VK Test Regular 16\0"), sec(b"FAMI", b"VK Test\0"),
-            sec(b"WEIG", b"normal\0"), sec(b"SLAN", b"normal\0"), sec(b"PTSZ", struct.pack(">H", 16)),
-            sec(b"MAXW", struct.pack(">H", 8)), sec(b"MAXH", struct.pack(">H", 2)),
-            sec(b"ASCE", struct.pack(">H", 1)), sec(b"DESC", struct.pack(">H", 1)),
-        ]
-    )
-    data_off = len(hdr) + 8 + 9 + 8
-    glyph = struct.pack(">HHhhh", 8, 2, 0, 0, 8) + b"\xff\xff"
-    return hdr + sec(b"CHIX", struct.pack(">IBI", 0x41, 0, data_off)) + b"DATA" + struct.pack(">I", 0xFFFFFFFF) + glyph
 
 
 STANDARD_FILES["/boot/grub/fonts/unicode.pf2"] = minimal_pf2()

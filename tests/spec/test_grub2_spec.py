@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,7 @@ from grub2_spec import (
     split_phases,
 )
 
-from oracle.grub_emu import normalize_transcript, oracle_available, run_grub_emu
+from oracle.grub_emu import OracleCache, normalize_transcript, oracle_available, run_grub_emu
 from virtkit.boot.config.grub2.builtins import NOOP_COMMANDS, build_command_table
 from virtkit.boot.config.grub2.parser import iter_units
 from virtkit.boot.config.grub2.tokens import ScriptText
@@ -50,23 +49,17 @@ from virtkit.boot.config.source import SourceFile
 
 CASES = all_cases()
 CACHE_PATH = SPEC_DIR / "oracle-cache.json"
-_LOCK = threading.Lock()
+
+
+_CACHE = OracleCache(CACHE_PATH)
 
 
 def _load_cache() -> dict[str, list[str]]:
-    if CACHE_PATH.exists():
-        data: dict[str, list[str]] = json.loads(CACHE_PATH.read_text())
-        return data
-    return {}
+    return _CACHE.load()
 
 
 def _store_cache(key: str, lines: list[str]) -> None:
-    with _LOCK:
-        cache = _load_cache()
-        cache[key] = lines
-        tmp = CACHE_PATH.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-        os.replace(tmp, CACHE_PATH)
+    _CACHE.store(key, lines)
 
 
 def _ids(cases: list[SpecCase]) -> list[str]:

@@ -70,6 +70,7 @@ class Provenance:
     text: str = ""  # the words as written, e.g. "default=${saved_entry}"
     refs: tuple[str, ...] = ()  # variables the written text referenced
     detail: str = ""  # e.g. the grubenv file a value was loaded from
+    ref_values: tuple[tuple[str, str | None, Provenance | None], ...] = ()  # refs as they were then
 
 
 @dataclass
@@ -235,7 +236,8 @@ class Interpreter:
             self.check_string(len(value))
         self.ctx.set(name, value)
         if name in _TRACKED:
-            self.provenance[name] = Provenance(how, self.location(), text, refs, detail)
+            snap = tuple((r, self.get(r), self.provenance.get(r)) for r in refs)
+            self.provenance[name] = Provenance(how, self.location(), text, refs, detail, snap)
 
     def unset(self, name: str) -> None:
         self.ctx.unset(name)

@@ -170,8 +170,13 @@ class Grub2Session:
         return interp
 
     def _read_main(self) -> ScriptText:
+        path = self.path
+        if self.options.btrfs_relative_path:
+            for dev in self.files.devices():
+                if dev.matches(self.device) and dev.fs_type == "btrfs" and dev.default_subvolume:
+                    path = "/" + dev.default_subvolume.strip("/") + "/" + path.lstrip("/")
         try:
-            data = self.files.read(self.device, self.path, limit=self.limits.max_config_bytes)
+            data = self.files.read(self.device, path, limit=self.limits.max_config_bytes)
         except LimitExceeded as exc:
             raise LimitExceeded("max_config_bytes", exc.value, self.limits.max_config_bytes, f"({self.device}){self.path}") from None
         self.source = SourceFile(self.device, self.path, data.decode("utf-8", "surrogateescape"))
@@ -505,19 +510,16 @@ def _provenance_lines(name: str, value: str | None, prov: Provenance | None, all
         lines.append(f"`{name}` = {value!r} (set by the caller)")
         return lines
     written = prov.text.split("=", 1)[1] if "=" in prov.text else prov.text
-    if written and written != value:
+    if written and written.strip("\"'") != value:
         lines.append(f"`{name}` = `{written}`{where}")
         lines.append(f"  which is {value!r}")
     else:
         lines.append(f"`{name}` = {value!r}{where}")
-    for ref in prov.refs:
-        rp = allprov.get(ref)
+    for ref, ref_value, rp in prov.ref_values:
         if rp is not None and rp.how == "load_env":
-            rv = rp.text.split("=", 1)[1] if "=" in rp.text else ""
-            lines.append(f"grubenv {ref} = {rv!r} ({rp.detail})")
+            lines.append(f"grubenv {ref} = {ref_value!r} ({rp.detail})")
         elif rp is not None and rp.how in ("set", "assign") and rp.location is not None:
-            rv = rp.text.split("=", 1)[1] if "=" in rp.text else rp.text
-            lines.append(f"`{ref}` = `{rv}` ({rp.location.render_prefix()})")
+            lines.append(f"`{ref}` = {ref_value!r} ({rp.location.render_prefix()})")
     return lines
 
 
