@@ -174,7 +174,11 @@ PATTERNS = [
 
 def bench_requests(rt: Path, seconds: float, repeat: int) -> tuple[list[list[object]], dict[str, float]]:
     ours_proc, ours, _ = start_ours(rt)
-    floor_proc, floor = start_floor(rt)
+    try:
+        floor_proc, floor = start_floor(rt)
+    except BaseException:
+        stop(ours_proc)
+        raise
     rows: list[list[object]] = []
     key: dict[str, float] = {}
     try:
@@ -227,7 +231,11 @@ def bench_guest(rt: Path, boots: int, mib: int, runs: int) -> tuple[list[list[ob
 
     kernel, initrd = build()
     ours_proc, _, guest_sock = start_ours(rt)
-    floor_proc, floor = start_floor(rt)
+    try:
+        floor_proc, floor = start_floor(rt)
+    except BaseException:
+        stop(ours_proc)
+        raise
     peers = {
         "virtkit entropy (rng-egd, per-guest socket)":
             ["-chardev", f"socket,id=c,path={guest_sock},reconnect=1", "-object", "rng-egd,id=r,chardev=c",

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,11 @@ def test_status_and_guest_management_against_a_live_service(rundir: Path) -> Non
         assert not (rt / "g" / "db02.sock").exists()
         gone = run("entropy", "guest", "remove", "db02", "--control", control)
         assert gone.returncode == 9 and "no such guest socket" in gone.stderr
+
+        svc.send_signal(signal.SIGTERM)  # a final stop (no systemd): exit 0, socket files removed
+        assert svc.wait(15) == 0
+        for name in ("g/web01.sock", "metrics.sock", "control.sock"):
+            assert not (rt / name).exists(), name
 
 
 UNITS = ROOT / "contrib" / "systemd"
