@@ -168,7 +168,7 @@ def _our_first_error_line(script: str) -> int | None:
     st = ScriptText.from_file(SourceFile(None, "t.cfg", script))
     for unit in iter_units(st):
         if unit.error is not None:
-            return st.location(unit.error_pos).line
+            return st.location(max(unit.error_end - 1, unit.error_pos)).line
     return None
 
 

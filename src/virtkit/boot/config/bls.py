@@ -219,51 +219,40 @@ def sort_bls_entries(entries: Sequence[BlsEntry], mode: str = "name") -> tuple[l
 
 
 def expand_bls_value(value: str | None, get: Callable[[str], str | None]) -> str | None:
-    """``expand_val``: ``$name`` references replaced by their values when blscfg runs.
+    """``expand_val``: ``$name`` references replaced when blscfg runs (grub2-semantics.md 13).
 
-    Unset variables vanish; a result with nothing in it is None (so a ``grub_users``
-    made only of unset variables means "unrestricted").  The quirks of GRUB's loop are
-    kept: a one-character variable name at the very end is lost, and ``\\$`` is left
-    as it is for the entry body to handle.
+    Each defined variable's value is followed by one space; undefined ones vanish;
+    ``\\$`` is kept as it is (the body is parsed again at boot, which turns it into ``$``).
+    The result is None when nothing at all came out (a ``grub_users`` made only of an
+    unset variable means "unrestricted").
     """
     if value is None:
         return None
-    buf: list[str] | None = None
-    n = len(value)
-    start = 0
-    end = 0
-    is_var = False
-
-    def append(is_v: bool, s: int, e: int) -> None:
-        nonlocal buf
-        field = value[s : e + 1]
-        if is_v:
-            got = get(field)
-            if got is None:
-                return
-            field = got
-        if buf is None:
-            buf = [field]
-        else:
-            buf.append(field)
-
+    out: list[str] = []
     i = 0
+    n = len(value)
     while i < n:
         c = value[i]
-        if c == "$" and not (i > 0 and value[i - 1] == "\\" and not is_var):
-            if start != end:
-                append(is_var, start, end)
-            is_var = True
-            start = i + 1
-        elif is_var and not ((c.isascii() and c.isalnum()) or c == "_"):
-            append(is_var, start, end)
-            is_var = False
-            start = i
-        end = i
+        if c == "\\" and i + 1 < n and value[i + 1] == "$":
+            out.append("\\$")
+            i += 2
+            continue
+        if c == "$":
+            j = i + 1
+            while j < n and (value[j] == "_" or (value[j].isascii() and value[j].isalnum())):
+                j += 1
+            name = value[i + 1 : j]
+            if not name:
+                out.append("$")
+            else:
+                got = get(name)
+                if got is not None:
+                    out.append(got + " ")
+            i = max(j, i + 1)
+            continue
+        out.append(c)
         i += 1
-    if start != end:
-        append(is_var, start, end)
-    return None if buf is None else "".join(buf)
+    return "".join(out) if out else None
 
 
 @dataclass(frozen=True)

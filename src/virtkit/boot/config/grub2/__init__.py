@@ -21,12 +21,22 @@ from __future__ import annotations
 
 import weakref
 
+from virtkit.boot.config.grub2.parser import iter_units
 from virtkit.boot.config.grub2.session import Grub2Options, Grub2Session
+from virtkit.boot.config.grub2.tokens import ScriptText
 from virtkit.boot.config.model import BootEntry, BootMenu
-from virtkit.boot.config.source import BootFiles
+from virtkit.boot.config.source import BootFiles, SourceFile
+from virtkit.errors import ConfigSyntaxError, LimitExceeded
 from virtkit.limits import Limits
 
-__all__ = ["Grub2Options", "Grub2Session", "evaluate_entry_body", "load_grub2_menu", "open_grub2_session"]
+__all__ = [
+    "Grub2Options",
+    "Grub2Session",
+    "evaluate_entry_body",
+    "load_grub2_menu",
+    "open_grub2_session",
+    "syntax_errors",
+]
 
 
 _SESSIONS: list[tuple[weakref.ref[BootMenu], Grub2Session]] = []
@@ -63,8 +73,14 @@ def open_grub2_session(
         UsageError: bad options.
     """
     session = Grub2Session(files, device, path, limits=limits, options=options)
-    ctx = session.run()
-    session.menu = session.build(ctx)
+    try:
+        ctx = session.run()
+        session.menu = session.build(ctx)
+    except RecursionError:
+        # a safety net only: max_call_depth and the parser's nesting bound stop real configs first
+        raise LimitExceeded(
+            "max_call_depth", limits.max_call_depth + 1, limits.max_call_depth, f"({device}){path}: calls nested deeper than Python's stack"
+        ) from None
     _remember(session)
     return session
 
@@ -137,3 +153,19 @@ def evaluate_entry_body(
         opts = options or Grub2Options(flavour=menu.flavour or "auto")
         session = open_grub2_session(files, menu.config.device, menu.config.path, limits=limits, options=opts)
     return session.evaluate_entry_body(path, body)
+
+
+def syntax_errors(source: SourceFile, *, limit: int = 100) -> list[ConfigSyntaxError]:
+    """Every syntax error GRUB would report reading ``source`` (it skips each and goes on).
+
+    Each error carries a Location; ``str(err)`` is ``file:line:col: message`` and
+    ``err.location.render_excerpt()`` quotes the line with a caret.
+    """
+    script = ScriptText.from_file(source)
+    out: list[ConfigSyntaxError] = []
+    for unit in iter_units(script):
+        if unit.error is not None:
+            out.append(ConfigSyntaxError(unit.error, script.location(unit.error_pos)))
+            if len(out) >= limit:
+                break
+    return out

@@ -153,7 +153,8 @@ class Unit:
         functions: functions defined while parsing (GRUB defines them even if a later
             part of the same unit is a syntax error).
         error: the syntax error message, or None.
-        error_pos: offset of the token where the error was detected.
+        error_pos: offset of the token where the error was detected (an unterminated
+            quote or block: where it was opened, which is what a person needs to see).
         start: offset of the unit's first character; end: just past its last line.
     """
 
@@ -163,3 +164,4 @@ class Unit:
     error_pos: int = 0
     start: int = 0
     end: int = 0
+    error_end: int = 0  # just past the token where GRUB detects the error (its line is GRUB's)

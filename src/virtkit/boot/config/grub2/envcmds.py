@@ -20,7 +20,7 @@ from virtkit.boot.config.grub2 import errcodes as E
 from virtkit.boot.config.grub2.argopts import ArgError, HelpRequested, Opt, parse_args
 from virtkit.boot.config.grub2.paths import open_error, read_bytes
 from virtkit.boot.config.grubenv import GRUBENV_SIGNATURE, parse_grubenv, render_grubenv
-from virtkit.errors import CorruptStructure
+from virtkit.errors import CorruptStructure, LimitExceeded
 
 if TYPE_CHECKING:
     from virtkit.boot.config.grub2.interp import Interpreter
@@ -51,7 +51,10 @@ def _read_block(interp: Interpreter, written: str) -> tuple[str, dict[str, str] 
     where = f"({rp.device_name}){rp.path}"
     if err is not None:
         return where, None, 0, interp.error(*err)
-    data = read_bytes(interp, rp, limit=interp.limits.max_grubenv_bytes + 1)
+    try:
+        data = read_bytes(interp, rp, limit=interp.limits.max_grubenv_bytes)
+    except LimitExceeded as exc:
+        raise LimitExceeded("max_grubenv_bytes", exc.value, interp.limits.max_grubenv_bytes, where) from None
     if data is None:
         return where, None, 0, interp.error(E.GRUB_ERR_FILE_READ_ERROR, f"cannot read `{written}'")
     try:

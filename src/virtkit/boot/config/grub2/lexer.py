@@ -136,7 +136,7 @@ class Lexer:
         self.pos = end
         raw = text[p:end]
         kind = TokenKind.WORD
-        if word.is_plain:
+        if word.is_plain and raw == word.parts[0].text:  # type: ignore[union-attr]
             plain = word.parts[0].text  # type: ignore[union-attr]
             kw = KEYWORDS.get(plain)
             if kw is not None:

@@ -52,6 +52,10 @@ _ARG_KINDS = frozenset(
 _CMD_START = frozenset({TokenKind.WORD, TokenKind.NAME, TokenKind.IF, TokenKind.FOR, TokenKind.WHILE, TokenKind.UNTIL})
 _DELIMS = frozenset({TokenKind.SEMI, TokenKind.NEWLINE})
 
+# Nesting of if/for/while/blocks the recursive-descent parser accepts.  GRUB's bison
+# parser has a stack bound too (YYMAXDEPTH); real configs nest three or four deep.
+MAX_NESTING = 64
+
 _NO_GRAMMAR = {
     TokenKind.SEMI2: "`;;` is not GRUB syntax",
     TokenKind.AND: "`&&` is not GRUB syntax (GRUB has no && or ||; use if/then)",
@@ -129,10 +133,16 @@ class _UnitParser:
             return _SyntaxError("unexpected end of file", tok)
         if tok.kind in _NO_GRAMMAR:
             return _SyntaxError(_NO_GRAMMAR[tok.kind], tok)
+        if tok.kind is TokenKind.LBR and expected == "a command":
+            return _SyntaxError("syntax error: a block `{` must start on the line of its command (GRUB ended that command at the line before)", tok)
         msg = f"syntax error: unexpected {describe_token(tok)}"
         if expected:
             msg += f", expected {expected}"
         return _SyntaxError(msg, tok)
+
+    def check_nesting(self, tok: Token) -> None:
+        if len(self.open) > MAX_NESTING:
+            raise _SyntaxError(f"constructs nested more than {MAX_NESTING} deep", tok)
 
     def expect(self, kind: TokenKind, expected: str) -> Token:
         tok = self.peek()
@@ -199,6 +209,7 @@ class _UnitParser:
         lbr = self.advance()
         self.depth += 1
         self.open.append(("`{`", lbr.start))
+        self.check_nesting(lbr)
         body, _ = self.commands1()
         tok = self.peek()
         if tok.kind is not TokenKind.RBR:
@@ -233,6 +244,7 @@ class _UnitParser:
         tok = self.advance()
         self.depth += 1
         self.open.append(("`if`", tok.start))
+        self.check_nesting(tok)
         branches, orelse = self.if_clause()
         self.expect(TokenKind.FI, "`fi`")
         self.depth -= 1
@@ -263,6 +275,7 @@ class _UnitParser:
         name = self.expect(TokenKind.NAME, "a variable name after `for`")
         self.depth += 1
         self.open.append(("`for`", tok.start))
+        self.check_nesting(tok)
         self.expect(TokenKind.IN, "`in`")
         words: list[Word] = []
         while self.peek().kind in _ARG_KINDS:
@@ -284,6 +297,7 @@ class _UnitParser:
         until = tok.kind is TokenKind.UNTIL
         self.depth += 1
         self.open.append((f"`{tok.text}`", tok.start))
+        self.check_nesting(tok)
         cond = self.delimited_list("`;` or end of line before `do`")
         self.expect(TokenKind.DO, "`do`")
         body = self.delimited_list("`;` or end of line before `done`")
@@ -297,6 +311,7 @@ class _UnitParser:
         name = self.expect(TokenKind.NAME, "a function name (letters, digits, `_`)")
         self.depth += 1
         self.open.append(("`function`", tok.start))
+        self.check_nesting(tok)
         self.skip_newlines()
         self.expect(TokenKind.LBR, "`{`")
         body = self.delimited_list("`;` or end of line before the closing `}` of a function")
@@ -327,7 +342,7 @@ def iter_units(script: ScriptText) -> Iterator[Unit]:
             else:
                 resume = script.line_end(max(tok.start, tok.end - 1))
             lexer.pos = max(resume, start + 1)
-            yield Unit((), tuple(parser.functions), exc.message, tok.start, start, lexer.pos)
+            yield Unit((), tuple(parser.functions), exc.message, tok.start, start, lexer.pos, max(tok.start, tok.end))
             continue
         yield Unit(tuple(stmts), tuple(parser.functions), None, 0, start, lexer.pos)
 
