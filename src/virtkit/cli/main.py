@@ -111,7 +111,8 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argp
                 break
             ns = parser.parse_args(argv[:i])
             ns.command = word
-            return sub.parse_intermixed_args(argv[i + 1 :], namespace=ns)
+            parsed: argparse.Namespace = sub.parse_intermixed_args(argv[i + 1 :], namespace=ns)
+            return parsed
         if not word.startswith("-"):
             break
     return parser.parse_args(argv)

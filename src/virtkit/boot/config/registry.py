@@ -7,11 +7,12 @@ The GRUB 2 interpreter is imported lazily (it is large, and other engines do not
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from virtkit.boot.config import extlinux, extlinux_boot, grub_legacy, lilo, sdboot
 from virtkit.boot.config.model import BootEntry, BootMenu
 from virtkit.boot.config.source import BootFiles
 from virtkit.errors import ConfigError
@@ -108,6 +109,24 @@ class ConfigEngine:
     evaluate: Evaluator
 
 
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported on first call: an engine's module is loaded only when a
+    configuration of its kind is met (start-up time of every run)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+_LEGACY = "virtkit.boot.config.grub_legacy"
+_EXTLINUX = "virtkit.boot.config.extlinux"
+_EXTLINUX_BOOT = "virtkit.boot.config.extlinux_boot"
+_LILO = "virtkit.boot.config.lilo"
+_SDBOOT = "virtkit.boot.config.sdboot"
+
+
 def _simple(fn: Callable[..., BootMenu]) -> Loader:
     def load(req: LoadRequest) -> BootMenu:
         return fn(req.files, req.device, req.path, limits=req.limits)
@@ -152,15 +171,15 @@ def _probe_grub2(text: str) -> int:
 
 ENGINES: tuple[ConfigEngine, ...] = (
     ConfigEngine("grub2", _load_grub2, _probe_grub2, ("grub.cfg",), _eval_grub2),
-    ConfigEngine("grub-legacy", _simple(grub_legacy.load_grub_legacy_menu), grub_legacy.probe_grub_legacy,
-                 ("menu.lst", "grub.conf"), _simple_eval(grub_legacy.evaluate_grub_legacy_body)),
-    ConfigEngine("extlinux", _simple(extlinux.load_extlinux_menu), extlinux.probe_extlinux,
+    ConfigEngine("grub-legacy", _simple(_lazy(_LEGACY, "load_grub_legacy_menu")), _lazy(_LEGACY, "probe_grub_legacy"),
+                 ("menu.lst", "grub.conf"), _simple_eval(_lazy(_LEGACY, "evaluate_grub_legacy_body"))),
+    ConfigEngine("extlinux", _simple(_lazy(_EXTLINUX, "load_extlinux_menu")), _lazy(_EXTLINUX, "probe_extlinux"),
                  ("extlinux.conf", "syslinux.cfg", "isolinux.cfg", "pxelinux.cfg"),
-                 _simple_eval(extlinux_boot.evaluate_extlinux_body)),
-    ConfigEngine("lilo", _simple(lilo.load_lilo_menu), lilo.probe_lilo, ("lilo.conf",),
-                 _simple_eval(lilo.evaluate_lilo_body)),
-    ConfigEngine("systemd-boot", _simple(sdboot.load_sdboot_menu), sdboot.probe_sdboot, ("loader.conf", "entries"),
-                 _simple_eval(sdboot.evaluate_sdboot_body)),
+                 _simple_eval(_lazy(_EXTLINUX_BOOT, "evaluate_extlinux_body"))),
+    ConfigEngine("lilo", _simple(_lazy(_LILO, "load_lilo_menu")), _lazy(_LILO, "probe_lilo"), ("lilo.conf",),
+                 _simple_eval(_lazy(_LILO, "evaluate_lilo_body"))),
+    ConfigEngine("systemd-boot", _simple(_lazy(_SDBOOT, "load_sdboot_menu")), _lazy(_SDBOOT, "probe_sdboot"),
+                 ("loader.conf", "entries"), _simple_eval(_lazy(_SDBOOT, "evaluate_sdboot_body"))),
 )
 
 

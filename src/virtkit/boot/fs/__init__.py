@@ -50,10 +50,56 @@ PROBE_ORDER: tuple[tuple[str, str], ...] = (
 )
 
 
+def _any_magic(source: ByteSource, places: tuple[tuple[int, bytes], ...]) -> bool:
+    for offset, magic in places:
+        if offset + len(magic) <= source.size and source.pread(offset, len(magic)) == magic:
+            return True
+    return False
+
+
+# A cheap look at the magic before a reader module is even imported (start-up time: most
+# guests need one or two readers).  Each reader's own probe makes the real decision.
+# module -> (fstype, ((offset, magic), ...)): any one place matching lets the reader probe.
+PRECHECKS: dict[str, tuple[str, tuple[tuple[int, bytes], ...]]] = {
+    "virtkit.boot.fs.btrfs": ("btrfs", tuple((base + 0x40, b"_BHRfS_M") for base in (0x10000, 0x4000000, 0x4000000000))),
+    "virtkit.boot.fs.xfs": ("xfs", ((0, b"XFSB"),)),
+    "virtkit.boot.fs.ext4": ("ext4", ((0x438, b"\x53\xef"),)),
+    "virtkit.boot.fs.iso9660": ("iso9660", ((0x8001, b"CD001"),)),
+    "virtkit.boot.fs.fat": ("vfat", ((510, b"\x55\xaa"),)),
+}
+
+
+def _precheck(module_name: str, source: ByteSource) -> str | None:
+    """None if the reader should probe ``source``, else why not (no magic where it must be)."""
+    check = PRECHECKS.get(module_name)
+    if check is None:
+        return None
+    fstype, places = check
+    if _any_magic(source, places):
+        return None
+    return f"{fstype}: no {fstype} magic at {places[0][0]:#x}"
+
+
 def available_readers() -> list[type[Filesystem]]:
     """The reader classes of the probe table, in probe order."""
     out: list[type[Filesystem]] = []
     for module_name, cls_name in PROBE_ORDER:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        out.append(getattr(module, cls_name))
+    return out
+
+
+def _readers_for(source: ByteSource) -> list[type[Filesystem]]:
+    """The readers whose magic is present, in probe order (imported only now)."""
+    out: list[type[Filesystem]] = []
+    for module_name, cls_name in PROBE_ORDER:
+        if _precheck(module_name, source) is not None:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -81,8 +127,8 @@ def open_filesystem(source: ByteSource, *, limits: Limits, peers: Sequence[ByteS
         CorruptStructure, UnsupportedFeature, LimitExceeded: a reader recognised the
             filesystem but cannot read it.
     """
-    reasons: list[str] = []
-    for cls in available_readers():
+    reasons = [r for m, _c in PROBE_ORDER if (r := _precheck(m, source)) is not None]
+    for cls in _readers_for(source):
         try:
             if peers and "devices" in inspect.signature(cls.open).parameters:  # type: ignore[attr-defined]
                 return cls.open(source, limits=limits, devices=peers)  # type: ignore[attr-defined]

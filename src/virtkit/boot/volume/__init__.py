@@ -36,10 +36,8 @@ from collections.abc import Sequence
 from virtkit._streams import ByteSource, RangeSource
 from virtkit.boot.image import Image
 from virtkit.boot.volume.gpt import GptTable, detect_gpt_sector_size, parse_gpt
-from virtkit.boot.volume.lvm import scan_lvm
 from virtkit.boot.volume.mbr import MbrTable, parse_mbr, probe_mbr
-from virtkit.boot.volume.md import assemble_arrays
-from virtkit.boot.volume.model import DiskLayout, Storage, Volume, VolumeGroupInfo, VolumeKind
+from virtkit.boot.volume.model import DiskLayout, MdArrayInfo, Storage, Volume, VolumeGroupInfo, VolumeKind
 from virtkit.boot.volume.sniff import is_fat_boot_sector, sniff_content
 from virtkit.errors import UsageError
 from virtkit.limits import Limits
@@ -85,8 +83,16 @@ def discover_volumes(images: Sequence[Image], *, limits: Limits, sector_size: in
         disks.append(layout)
         volumes.extend(vols)
 
-    md = assemble_arrays([v for v in volumes if v.content == "linux_raid_member"])
-    arrays = [dataclasses.replace(v, content=sniff_content(v.source)) for v in md.volumes]
+    members = [v for v in volumes if v.content == "linux_raid_member"]
+    arrays: list[Volume] = []
+    md_arrays: tuple[MdArrayInfo, ...] = ()
+    md_notes: tuple[str, ...] = ()
+    if members:
+        from virtkit.boot.volume.md import assemble_arrays  # only when a member was seen: start-up time
+
+        md = assemble_arrays(members)
+        arrays = [dataclasses.replace(v, content=sniff_content(v.source)) for v in md.volumes]
+        md_arrays, md_notes = md.arrays, md.notes
     limits.check("max_volumes", len(volumes) + len(arrays), "volumes found")
 
     pv_candidates = [v for v in (*volumes, *arrays) if v.content == "LVM2_member"]
@@ -94,6 +100,8 @@ def discover_volumes(images: Sequence[Image], *, limits: Limits, sector_size: in
     groups: tuple[VolumeGroupInfo, ...] = ()
     lvm_notes: tuple[str, ...] = ()
     if pv_candidates:
+        from virtkit.boot.volume.lvm import scan_lvm  # only when a PV was seen: start-up time
+
         scan = scan_lvm(pv_candidates, limits=limits)
         limits.check("max_volumes", len(volumes) + len(arrays) + len(scan.volumes), "volumes found")
         lvs = [dataclasses.replace(v, content=sniff_content(v.source)) for v in scan.volumes]
@@ -103,8 +111,8 @@ def discover_volumes(images: Sequence[Image], *, limits: Limits, sector_size: in
         disks=tuple(disks),
         volumes=(*volumes, *lvs, *arrays),
         volume_groups=groups,
-        notes=(*md.notes, *lvm_notes),
-        md_arrays=md.arrays,
+        notes=(*md_notes, *lvm_notes),
+        md_arrays=md_arrays,
     )
 
 

@@ -31,7 +31,6 @@ timeout by killing the worker.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
@@ -89,7 +88,8 @@ def pick_worker_uid() -> int:
     return WORKER_UID_BASE + (os.getpid() % WORKER_UID_COUNT) + 1
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# dlopen(NULL): the symbols already loaded, libc included (find_library would run ldconfig/gcc)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(ret: int, what: str) -> None:
