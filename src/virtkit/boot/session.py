@@ -9,7 +9,6 @@ worker's request handlers call.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from virtkit.boot.bootfiles import FilesystemBootFiles
@@ -17,45 +16,12 @@ from virtkit.boot.config import GuestMenu, MenuOptions, discover_menu, evaluate_
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef
 from virtkit.boot.config.source import normalise_path
 from virtkit.boot.extract.payload import Payload, open_payload
+from virtkit.boot.options import BootOptions
 from virtkit.boot.pipeline import Guest
-from virtkit.errors import FileNotFound, SelectionError, UsageError, VirtkitError
+from virtkit.errors import FileNotFound, SelectionError, VirtkitError
 from virtkit.sanitize import sanitize_text
 
 __all__ = ["BootOptions", "BootSession"]
-
-
-@dataclass(frozen=True)
-class BootOptions:
-    """How to read the guest's boot configuration.
-
-    Attributes:
-        config: force a configuration, ``DEVICE:PATH`` or ``PATH`` (first device holding it).
-        platform: GRUB's ``grub_platform`` ("pc", "xen", "efi"); None = decide from the config.
-        flavour: "upstream" or "fedora" default-entry rules; None = automatic.
-        variables: GRUB variables to set before the configuration runs.
-    """
-
-    config: str | None = None
-    platform: str | None = None
-    flavour: str | None = None
-    variables: dict[str, str] = field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, object]:
-        return {"config": self.config, "platform": self.platform, "flavour": self.flavour, "variables": dict(self.variables)}
-
-    @classmethod
-    def from_wire(cls, d: object) -> BootOptions:
-        if not isinstance(d, dict):
-            return cls()
-        variables = d.get("variables") or {}
-        if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
-            raise UsageError("bad variables in boot options")
-
-        def opt(key: str) -> str | None:
-            v = d.get(key)
-            return v if isinstance(v, str) else None
-
-        return cls(config=opt("config"), platform=opt("platform"), flavour=opt("flavour"), variables=dict(variables))
 
 
 class BootSession:

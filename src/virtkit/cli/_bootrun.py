@@ -13,18 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from virtkit.boot.config import ConfigCandidate, GuestMenu
 from virtkit.boot.config.model import BootEntry, BootMenu, iter_entries
 from virtkit.boot.extract.formats import BootTarget
 from virtkit.boot.extract.writer import OutputFiles
-from virtkit.boot.session import BootOptions
+from virtkit.boot.options import BootOptions
 from virtkit.boot.worker import Channel, default_isolation, spawn_worker
-from virtkit.boot.worker.channel import LocalChannel
+from virtkit.boot.worker.channel import Handler, LocalChannel
 from virtkit.boot.worker.codec import candidates_from_wire, entry_from_wire, menu_from_wire
-from virtkit.boot.worker.handlers import make_handlers
 from virtkit.errors import ImageError, SelectionError, WorkerError
 from virtkit.limits import Limits
 from virtkit.sanitize import sanitize_text
@@ -100,14 +99,17 @@ def open_channel(req: BootRequest) -> Channel:
         return LocalChannel(handlers_for(lambda: open_guest([path], limits=req.limits)),
                             ["isolation: none for a host directory (read in-process through HostDirectory)"])
     fds = _open_fds(req.images)
-    if req.backing is not None:
-        bfd = _open_fds([req.backing])[0]
-        handlers = make_handlers(fds, limits=req.limits, image_format=req.image_format, sector_size=req.sector_size,
-                                 offset=req.offset, backing=bfd)
-        fds = [*fds, bfd]
-    else:
-        handlers = make_handlers(fds, limits=req.limits, image_format=req.image_format, sector_size=req.sector_size,
-                                 offset=req.offset)
+    disks = list(fds)
+    bfd = _open_fds([req.backing])[0] if req.backing is not None else None
+    if bfd is not None:
+        fds.append(bfd)
+
+    def handlers() -> Mapping[str, Handler]:
+        # Runs in the worker, after the sandbox: the parsing stages are imported only there.
+        from virtkit.boot.worker.handlers import make_handlers
+
+        return make_handlers(disks, limits=req.limits, image_format=req.image_format, sector_size=req.sector_size,
+                             offset=req.offset, backing=bfd)()
     try:
         if not req.isolate:
             return spawn_worker(handlers, keep_fds=[], limits=req.limits, isolation=None, in_process=True)

@@ -50,7 +50,7 @@ from virtkit.boot.menu import (
     resolve_boot_target,
     resolve_selection,
 )
-from virtkit.boot.session import BootOptions
+from virtkit.boot.options import BootOptions
 from virtkit.boot.worker import Channel
 from virtkit.cli._bootrun import BootRequest, Extracted, extract, fetch_menu, open_channel, stdin_is_terminal
 from virtkit.cli._common import add_image_arguments, image_paths, limits_from_args

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from virtkit.boot.extract.formats import BootTarget, render_pygrub
 from virtkit.boot.extract.writer import write_output_record
-from virtkit.boot.session import BootOptions
+from virtkit.boot.options import BootOptions
 from virtkit.cli import _bootrun
 from virtkit.cli._bootrun import BootRequest
 from virtkit.cli.pygrub import DEFAULT_OUTPUT_DIRECTORY, PygrubArgs

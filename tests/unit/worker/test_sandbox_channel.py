@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from helpers import is_root
-from virtkit.boot.worker import default_isolation, spawn_worker
+from virtkit.boot.worker import code_dirs, default_isolation, spawn_worker
 from virtkit.boot.worker.sandbox import build_seccomp_program
 from virtkit.errors import CorruptStructure, ImageError, WorkerError
 from virtkit.limits import Limits
@@ -37,6 +37,8 @@ def probe(_req: dict[str, Any]) -> tuple[dict[str, Any], list]:
         "groups": os.getgroups(),
         "root_listing": sorted(os.listdir("/")),
         "open_passwd": _try(lambda: open("/etc/passwd", "rb").close()),
+        "write_code": _try(lambda: os.open(os.path.join(os.path.dirname(os.__file__), "x.py"), os.O_RDONLY | os.O_CREAT)),
+        "lazy_import": __import__("colorsys").__name__,  # not imported by anything before the fork
         "socket": _try(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()),
         "exec": _try(lambda: os.execv("/bin/true", ["true"])),
         "open_write": _try(lambda: os.open("/x", os.O_WRONLY | os.O_CREAT, 0o600)),
@@ -91,14 +93,19 @@ def test_sandbox_layers_hold() -> None:
         ch.close()
     assert r["uid"] != 0 and r["euid"] != 0 and r["gid"] != 0
     assert r["groups"] == []
-    assert r["root_listing"] == []  # an empty chroot
+    # the chroot holds nothing but read-only Python code (or nothing at all)
+    allowed = {d.strip("/").split("/")[0] for d in code_dirs()}
+    assert set(r["root_listing"]) <= allowed, r["root_listing"]
     assert r["open_passwd"].startswith("denied")
+    assert r["write_code"].startswith("denied")
+    assert r["lazy_import"] == "colorsys"  # a module not imported before the sandbox still imports
     assert r["socket"] == f"denied:{1}"  # EPERM from seccomp
     assert r["exec"].startswith("denied")
     assert r["open_write"].startswith("denied")
     assert r["fork"].startswith("denied")
     joined = "\n".join(ch.notes)
-    for layer in ("namespaces:", "chroot: an empty, read-only root", "identity: uid", "seccomp: deny-list", "rlimits:"):
+    for layer in ("namespaces:", "chroot: a read-only root holding only read-only Python code", "identity: uid",
+                  "seccomp: deny-list", "rlimits:"):
         assert layer in joined, joined
 
 

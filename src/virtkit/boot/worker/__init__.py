@@ -65,12 +65,35 @@ def preload_modules() -> None:
     _preloaded = True
 
 
+def code_dirs() -> tuple[str, ...]:
+    """Directories the worker may import from inside its jail: the standard library (and its
+    extension modules), virtkit's package and the optional decompressors.  Nothing else."""
+    import sysconfig
+    from importlib.util import find_spec
+
+    import virtkit
+
+    dirs = {os.path.dirname(os.__file__), os.path.dirname(virtkit.__file__)}
+    dynload = os.path.join(sysconfig.get_paths()["platstdlib"], "lib-dynload")
+    if os.path.isdir(dynload):
+        dirs.add(dynload)
+    for name in ("backports", "lzo"):
+        try:
+            spec = find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None:
+            for loc in spec.submodule_search_locations or ([spec.origin] if spec.origin else []):
+                dirs.add(loc if os.path.isdir(loc) else os.path.dirname(loc))
+    return tuple(sorted(d for d in dirs if os.path.isdir(d)))
+
+
 def default_isolation(runas: int | None = None) -> Isolation:
     """The isolation plan: ``runas`` uid (or a per-worker uid), its own gid, a fresh jail dir."""
     uid = runas if runas is not None else pick_worker_uid()
     jail = tempfile.mkdtemp(prefix="virtkit-jail-")
     os.chmod(jail, 0o555)  # noqa: S103 - an empty, read-only chroot must be traversable by the worker uid
-    return Isolation(uid=uid, gid=uid, jail=jail)
+    return Isolation(uid=uid, gid=uid, jail=jail, code_dirs=code_dirs())
 
 
 def spawn_worker(
@@ -96,7 +119,6 @@ def spawn_worker(
     """
     if in_process:
         return LocalChannel(make_handlers(), ["isolation: off (--no-isolate): parsing runs in this process"])
-    preload_modules()
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     for fd in keep_fds:
         os.set_inheritable(fd, True)
@@ -106,7 +128,8 @@ def spawn_worker(
         try:
             parent_sock.close()
             if isolation is not None:
-                notes = enter_sandbox(isolation, limits=limits, keep_fds=[child_sock.fileno(), *keep_fds])
+                notes = enter_sandbox(isolation, limits=limits, keep_fds=[child_sock.fileno(), *keep_fds],
+                                      preload=preload_modules)
             else:
                 notes = ["isolation: off (worker process without a sandbox)"]
             handlers = make_handlers()

@@ -23,8 +23,9 @@ from typing import Any
 from virtkit._streams import iter_chunks
 from virtkit.boot.config.model import BootEntry
 from virtkit.boot.extract.payload import iter_payload_ramdisk
+from virtkit.boot.options import BootOptions
 from virtkit.boot.pipeline import Guest, open_guest_fds
-from virtkit.boot.session import BootOptions, BootSession
+from virtkit.boot.session import BootSession
 from virtkit.boot.worker.channel import Handler
 from virtkit.boot.worker.codec import candidates_to_wire, entry_to_wire, menu_to_wire
 from virtkit.errors import UsageError

@@ -36,7 +36,8 @@ import os
 import platform
 import resource
 import struct
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from virtkit.errors import WorkerError
@@ -57,6 +58,8 @@ MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 PR_SET_DUMPABLE = 4
@@ -74,6 +77,10 @@ class Isolation:
         jail: an empty directory to chroot into (created by the parent), or None.
         namespaces: try new namespaces.
         seccomp: install the seccomp filter.
+        code_dirs: directories of Python code (the standard library, virtkit's package)
+            bind-mounted read-only into the jail at their own paths, so the worker imports
+            only the modules a guest needs; when that is impossible every module is
+            imported before the chroot instead.
     """
 
     uid: int
@@ -81,6 +88,7 @@ class Isolation:
     jail: str | None
     namespaces: bool = True
     seccomp: bool = True
+    code_dirs: tuple[str, ...] = ()
 
 
 def pick_worker_uid() -> int:
@@ -152,21 +160,54 @@ def _enter_namespaces(notes: list[str]) -> bool:
     return True
 
 
-def _enter_jail(jail: str | None, private_mounts: bool, notes: list[str]) -> None:
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    ret = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                      data.encode() if data else None)
+    _check(ret, f"mount {target}")
+
+
+def _bind_code(jail: str, code_dirs: tuple[str, ...]) -> None:
+    """A read-only tmpfs holding read-only bind mounts of the code directories (raises OSError)."""
+    _mount("virtkit-jail", jail, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=256,mode=0755")
+    for d in code_dirs:
+        target = os.path.join(jail, d.lstrip("/"))
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        _mount(d, target, None, MS_BIND)
+        _mount(d, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount("virtkit-jail", jail, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _enter_jail(iso: Isolation, private_mounts: bool, preload: Callable[[], None], notes: list[str]) -> None:
+    jail = iso.jail
     if jail is None:
+        preload()
         notes.append("chroot: none requested")
         return
+    code_visible = False
     if private_mounts:
         _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-        flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
-        if _libc.mount(b"virtkit-jail", jail.encode(), b"tmpfs", flags, b"size=4k,nr_inodes=2,mode=0555") != 0:
-            notes.append(f"chroot: read-only tmpfs failed ({os.strerror(ctypes.get_errno())}); using the empty directory")
+        try:
+            if iso.code_dirs:
+                _bind_code(jail, iso.code_dirs)
+                code_visible = True
+            else:
+                _mount("virtkit-jail", jail, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       "size=4k,nr_inodes=2,mode=0555")
+        except OSError as exc:
+            notes.append(f"chroot: mounts failed ({exc.strerror}); every module is imported first")
+    if not code_visible:
+        preload()
     try:
         os.chroot(jail)
         os.chdir("/")
-        notes.append("chroot: an empty, read-only root")
     except OSError as exc:
         notes.append(f"chroot: not possible ({exc.strerror}); continuing without")
+        return
+    sys.dont_write_bytecode = True
+    if code_visible:
+        notes.append("chroot: a read-only root holding only read-only Python code (modules imported on demand)")
+    else:
+        notes.append("chroot: an empty, read-only root")
 
 
 class _CapHeader(ctypes.Structure):
@@ -344,13 +385,16 @@ def _install_seccomp(notes: list[str]) -> None:
     notes.append(f"seccomp: deny-list filter installed ({len(prog)} instructions)")
 
 
-def enter_sandbox(iso: Isolation, *, limits: Limits, keep_fds: Iterable[int]) -> list[str]:
+def enter_sandbox(iso: Isolation, *, limits: Limits, keep_fds: Iterable[int],
+                  preload: Callable[[], None] = lambda: None) -> list[str]:
     """Apply every isolation layer to the current (forked worker) process.
 
     Args:
         iso: what to do.
         limits: source of the rlimits.
         keep_fds: descriptors to keep open (image fds and the channel).
+        preload: imports every module the worker may need; called before the chroot
+            unless the code directories could be made visible inside it.
 
     Returns:
         one note per layer, saying what was done or why it was skipped.
@@ -365,8 +409,9 @@ def enter_sandbox(iso: Isolation, *, limits: Limits, keep_fds: Iterable[int]) ->
     if not iso.namespaces:
         notes.append("namespaces: not requested")
     if os.geteuid() == 0 or private:
-        _enter_jail(iso.jail, private, notes)
+        _enter_jail(iso, private, preload, notes)
     else:
+        preload()
         notes.append("chroot: not possible without root or a user namespace")
     _drop_identity(iso, notes)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
