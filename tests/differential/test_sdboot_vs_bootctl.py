@@ -81,8 +81,12 @@ def ours(esp: dict[str, bytes], xbootldr: dict[str, bytes] | None) -> tuple[list
     out = []
     for _p, e in iter_entries(menu.items):
         d: dict[str, object] = {"id": e.id, "showTitle": e.title}
-        if e.cmdline:
-            d["options"] = e.cmdline
+        # The kernel's command line starts with systemd-boot's `initrd=\\PATH` words (boot.c
+        # initrd_prepare); bootctl shows the entry's `options` alone.
+        prefix = " ".join("initrd=" + r.written.replace("/", "\\") for r in e.initrds)
+        options = e.cmdline[len(prefix):].lstrip(" ") if prefix and e.cmdline.startswith(prefix) else e.cmdline
+        if options:
+            d["options"] = options
         if e.kernel is not None:
             d["linux"] = e.kernel.written
         if e.initrds:

@@ -40,11 +40,6 @@ KNOWN: dict[str, tuple[frozenset[str], str]] = {
                     "top-level path; once grub.cfg sets btrfs_relative_path=y that path is resolved inside the default "
                     "subvolume, so load_env finds no grubenv, saved_entry is empty and item 0 boots. openSUSE's "
                     "grub2-install embeds the subvolume-relative prefix (hd0,gpt2)/boot/grub2."),
-    "arch": (frozenset({"pygrub", "extract", "list", "qemu"}),
-             "config stage (systemd-boot engine): systemd-boot passes 'initrd=\\\\<path>' for every initrd "
-             "before the entry's options as the kernel's load options (src/boot/boot.c initrd_prepare), so the "
-             "kernel's command line starts with 'initrd=\\\\intel-ucode.img initrd=\\\\initramfs-linux-lts.img'; "
-             "virtkit gives only the options."),
 }
 
 

@@ -51,7 +51,8 @@ CASES = [
          Expect(extra=lambda m: _note0(m, "2 tries left"))),
     Case("repeated-options-joined-and-initrds", {"a.conf": "title A\nlinux /vmlinuz-a\ninitrd /ucode\ninitrd /initrd-a\n"
                                                  "options root=/dev/vda2\noptions quiet\n"},
-         Expect(cmdlines=["root=/dev/vda2 quiet"], initrds=[[f"({E})/ucode", f"({E})/initrd-a"]])),
+         Expect(cmdlines=["initrd=\\ucode initrd=\\initrd-a root=/dev/vda2 quiet"],
+                initrds=[[f"({E})/ucode", f"({E})/initrd-a"]])),
     Case("quotes-stripped", {"a.conf": 'title "Quoted"\nlinux /vmlinuz-a\noptions "a b"\n'},
          Expect(titles=["Quoted"], cmdlines=["a b"])),
     Case("title-falls-back-to-id", {"nameless.conf": "linux /vmlinuz-a\n"}, Expect(titles=["nameless.conf"])),

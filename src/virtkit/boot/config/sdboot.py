@@ -371,6 +371,16 @@ def _unique_titles(entries: list[_Entry]) -> None:
             e.title_show = f"{e.title_show} ({value})"
 
 
+def _linux_cmdline(e: _Entry) -> str:
+    """What systemd-boot passes a Type #1 Linux entry: ``initrd=PATH`` per initrd line (for
+    kernels without LINUX_INITRD_MEDIA; PATH with ``/`` turned into ``\\`` as it stores
+    paths), then the entry's options (src/boot/boot.c ``initrd_prepare``)."""
+    parts = [f"initrd={p.replace('/', chr(92))}" for p in e.initrds]
+    if e.options:
+        parts.append(e.options)
+    return " ".join(parts)
+
+
 def _to_boot_entry(e: _Entry, files: BootFiles, b: MenuBuilder) -> BootEntry:
     origin = Location(e.src, 1)
     notes = list(e.notes)
@@ -389,7 +399,7 @@ def _to_boot_entry(e: _Entry, files: BootFiles, b: MenuBuilder) -> BootEntry:
         initrds = tuple(b.file_ref(files, e.device, normalise_path(p), p, what="initrd", location=origin)
                         for p in e.initrds)
         return BootEntry(title=e.title_show, id=e.id, kind=EntryKind.LINUX, kernel=kernel, initrds=initrds,
-                         cmdline=e.options or "", origin=origin, body=body, notes=tuple(notes))
+                         cmdline=_linux_cmdline(e), origin=origin, body=body, notes=tuple(notes))
     target = e.efi or e.uki or ""
     ref = FileRef(device=e.device, path=normalise_path(target), written=target)
     if e.kind == "efi":
