@@ -34,12 +34,6 @@ NAMES = all_names()
 
 # image -> (tests it affects, why: the layer and the exact cause).  Re-checked by strict xfail.
 KNOWN: dict[str, tuple[frozenset[str], str]] = {
-    "opensuse-tw": (frozenset({"pygrub", "extract", "list"}),
-                    "config stage (GRUB 2 interpreter/discovery): the config is found at "
-                    "/@/.snapshots/1/snapshot/boot/grub2/grub.cfg and $prefix/$config_directory are set to that "
-                    "top-level path; once grub.cfg sets btrfs_relative_path=y that path is resolved inside the default "
-                    "subvolume, so load_env finds no grubenv, saved_entry is empty and item 0 boots. openSUSE's "
-                    "grub2-install embeds the subvolume-relative prefix (hd0,gpt2)/boot/grub2."),
 }
 
 
@@ -71,10 +65,15 @@ def _kernel_digest(zoo: Zoo, name: str) -> str:
 
 
 def _refs(truth: dict[str, Any], refs: list[dict[str, str]]) -> list[tuple[str, str]]:
-    """(device, path) pairs, with the truth's documented path aliases (a symlinked directory) applied."""
+    """(device, path) pairs, with the truth's documented path aliases (a symlinked directory) applied.
+
+    virtkit names files by their path from the filesystem's top level (btrfs: the top-level
+    subvolume, docs/boot-json.md); where GRUB sees them relative to a default subvolume the
+    truth gives that path as ``fs_path``.
+    """
     out = []
     for r in refs:
-        path = r["path"]
+        path = r.get("fs_path", r["path"])
         for prefix, repl in truth.get("path_aliases", {}).get(r["device"], {}).items():
             if path.startswith(prefix):
                 path = repl + path[len(prefix):]

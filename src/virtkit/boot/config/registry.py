@@ -150,13 +150,22 @@ def _eval_grub2(files: BootFiles, menu: BootMenu, path: tuple[int, ...], body: s
 
 
 def _load_grub2(req: LoadRequest) -> BootMenu:
+    from virtkit.boot.config._support import find_device
     from virtkit.boot.config.grub2 import Grub2Options, load_grub2_menu
 
     options, cand = req.options, req.candidate
     platform = options.platform or (cand.platform if cand is not None else None) or "pc"
+    path, relative = req.path, None
+    # A grub.cfg inside a btrfs default subvolume other than the top level is an openSUSE-style
+    # install: its core image reads $prefix relative to the default subvolume (grub2-install
+    # embeds ``btrfs_relative_path`` and a subvolume-relative prefix), so run it that way.
+    info = find_device(req.files, req.device) if req.device is not None else None
+    sub = "/" + info.default_subvolume.strip("/") if info is not None and info.default_subvolume.strip("/") else ""
+    if info is not None and info.fs_type == "btrfs" and sub and path.startswith(sub + "/"):
+        path, relative = path[len(sub):], True
     grub_options = Grub2Options(platform=platform, flavour=options.flavour or "auto",
-                                variables=dict(options.variables))
-    return load_grub2_menu(req.files, req.device, req.path, limits=req.limits, options=grub_options)
+                                variables=dict(options.variables), btrfs_relative_path=relative)
+    return load_grub2_menu(req.files, req.device, path, limits=req.limits, options=grub_options)
 
 
 def _probe_grub2(text: str) -> int:
