@@ -60,9 +60,16 @@ PYGRUB = "/usr/lib/xen-4.17/bin/pygrub"
 VGK_ENV = {"LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}
 
 
-def virtkit_pygrub() -> str:
+# --python: run virtkit-pygrub on that interpreter (``PYTHON -m virtkit.cli.pygrub`` with the
+# source tree on PYTHONPATH), e.g. /usr/bin/python3, the interpreter Debian's pygrub runs on.
+PYTHON: str | None = None
+
+
+def virtkit_pygrub() -> list[str]:
+    if PYTHON is not None:
+        return [PYTHON, "-m", "virtkit.cli.pygrub"]
     real = Path(sys.executable).parent / "virtkit-pygrub"
-    return str(real) if real.exists() else (shutil.which("virtkit-pygrub") or "virtkit-pygrub")
+    return [str(real) if real.exists() else (shutil.which("virtkit-pygrub") or "virtkit-pygrub")]
 
 
 # ----------------------------------------------------------------------------- running one command
@@ -130,7 +137,7 @@ def _whose(zoo: Zoo, name: str, digest: str) -> str:
     return f"sha256 {digest[:12]}"
 
 
-def libxl_run(tool: str, zoo: Zoo, name: str, work: Path, *, debug: bool = False) -> tuple[Run, dict[str, str], bytes | None, bytes | None]:
+def libxl_run(tool: str | list[str], zoo: Zoo, name: str, work: Path, *, debug: bool = False) -> tuple[Run, dict[str, str], bytes | None, bytes | None]:
     """One libxl-style run: pre-created output file and directory, simple0, files read then unlinked."""
     out = work / "bootloader.7.out"
     outdir = work / "bootloader.7.d"
@@ -138,7 +145,8 @@ def libxl_run(tool: str, zoo: Zoo, name: str, work: Path, *, debug: bool = False
     outdir.mkdir(mode=0o700)
     out.write_bytes(b"")
     disks = zoo.disks(name)
-    argv = [tool, "-q", *(["--debug"] if debug else []), f"--output={out}", "--output-format=simple0",
+    argv = [*([tool] if isinstance(tool, str) else tool), "-q", *(["--debug"] if debug else []), f"--output={out}",
+            "--output-format=simple0",
             f"--output-directory={outdir}", *disks]
     r = run_measured(argv)
     records: dict[str, str] = {}
@@ -316,7 +324,7 @@ def _status(o: Outcome) -> str:
 
 def render(rows: list[Row], *, repeat: int, vgk_runs: int, breakdown: list[tuple[str, float, float]]) -> str:
     lines = ["## The guest zoo: virtkit-pygrub vs pygrub vs virt-get-kernel (`bench/bench_zoo.py`)", "",
-             f"Machine: {machine_summary()}. Zoo: `tests/images/build` (tests/images/README.md). "
+             f"Machine: {machine_summary()}. virtkit's interpreter: {PYTHON or sys.executable}. Zoo: `tests/images/build` (tests/images/README.md). "
              f"virtkit, pygrub and the floor alternate, one run each per round, {repeat} counted rounds after a "
              f"warm-up round; virt-get-kernel {vgk_runs}x per image, under TCG "
              "(`LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg`: KVM does not work here). "
@@ -399,7 +407,7 @@ def render(rows: list[Row], *, repeat: int, vgk_runs: int, breakdown: list[tuple
 
 def breakdown_runs(zoo: Zoo, work: Path, repeat: int) -> list[tuple[str, float, float]]:
     """Interpreter start, imports, a dry run, the run without the sandboxed worker, the full run (debian12)."""
-    py = sys.executable
+    py = PYTHON or sys.executable
     vk = virtkit_pygrub()
     steps: dict[str, list[Run]] = {}
     for rnd in range(repeat + 1):
@@ -423,7 +431,7 @@ def breakdown_runs(zoo: Zoo, work: Path, repeat: int) -> list[tuple[str, float, 
             shutil.rmtree(outdir, ignore_errors=True)
             outdir.mkdir()
             (work / "bd.out").write_bytes(b"")
-            r = run_measured([vk, "-q", *extra, f"--output={work / 'bd.out'}", "--output-format=simple0",
+            r = run_measured([*vk, "-q", *extra, f"--output={work / 'bd.out'}", "--output-format=simple0",
                               f"--output-directory={outdir}", *zoo.disks("debian12")])
             if rnd:
                 steps.setdefault(label, []).append(r)
@@ -433,13 +441,19 @@ def breakdown_runs(zoo: Zoo, work: Path, repeat: int) -> list[tuple[str, float, 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--python", help="run virtkit on this interpreter (e.g. /usr/bin/python3, pygrub's own)")
     ap.add_argument("--only", help="comma-separated image names")
     ap.add_argument("--no-vgk", action="store_true", help="skip virt-get-kernel (minutes)")
     ap.add_argument("--vgk-runs", type=int, default=1)
     ap.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
     args = ap.parse_args()
+    global PYTHON
+    if args.python:
+        PYTHON = args.python
+        os.environ["PYTHONPATH"] = str(ROOT / "src") + (os.pathsep + os.environ["PYTHONPATH"]
+                                                         if os.environ.get("PYTHONPATH") else "")
     # an installed package has its bytecode; this checkout may not (PYTHONDONTWRITEBYTECODE), so compile it once
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "virtkit")], check=False,
+    subprocess.run([PYTHON or sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "virtkit")], check=False,
                    stdout=subprocess.DEVNULL)
     zoo = build_zoo()
     names = [n for n in all_names() if zoo.skip_reason(n) is None]
