@@ -241,8 +241,11 @@ def _clean(raw: str) -> str:
     return text.replace("\r", "")
 
 
-def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | None = None) -> str:
+def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | None = None, timings: dict[str, float] | None = None) -> str:
     """Run ``grub-emu`` on ``case``; the console text from ``@@BEGIN`` on (escapes removed).
+
+    ``timings`` (if given) receives "disk" (building the image) and "emu" (the grub-emu
+    process, from start to the end of the boot attempt) in seconds.
 
     Raises:
         OracleUnavailable: the oracle cannot run here.
@@ -255,7 +258,10 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
     shim = _shim(cache)
     with tempfile.TemporaryDirectory(prefix="vk-grub-emu-") as tmp:
         work = Path(tmp)
+        t0 = time.monotonic()
         _make_disk(case, work)
+        if timings is not None:
+            timings["disk"] = time.monotonic() - t0
         (work / "h" / "grub.cfg").write_text(_harness(case))
         (work / "h" / "dm").write_text("(hd0) /h/disk.img\n")
         if shim is not None:
@@ -269,6 +275,7 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
             f'cp {work}/h/* "$D/h/"; '
             f'exec chroot "$D" {preload}/usr/bin/grub-emu -d /h -m /h/dm'
         )
+        t_start = time.monotonic()
         proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.PIPE,
@@ -309,6 +316,8 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
                         break
                     answered += 1
         finally:
+            if timings is not None:
+                timings["emu"] = time.monotonic() - t_start
             if proc.poll() is None:
                 proc.kill()
             proc.wait()

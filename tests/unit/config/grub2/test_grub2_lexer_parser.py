@@ -126,3 +126,11 @@ def test_block_text_keeps_comments_but_not_hash_lines() -> None:
     units = parse_all(script("menuentry x {\n# dropped\n  linux /k\n}\n"))
     cmd = units[0].stmts[0]
     assert isinstance(cmd, Command) and cmd.block is not None and cmd.block.text == "\n  linux /k\n"
+
+
+@pytest.mark.timeout(60)
+def test_long_unterminated_strings_lex_in_linear_time() -> None:
+    # the lexer's word regex must never backtrack (an unterminated quote once made it exponential)
+    for opener in ('root="', "x='", 'a"$b ', "{ "):
+        units = parse_all(script("linux /k " + opener + "word " * 40_000 + "\n" + "echo more\n" * 100))
+        assert units[0].error is not None

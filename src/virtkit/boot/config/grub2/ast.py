@@ -72,10 +72,9 @@ Part = Lit | Var | I18n
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One word of a command: its parts and where it starts (offset in the ScriptText)."""
+    """One word of a command: its parts and its raw source text (equal words are shared)."""
 
     parts: tuple[Part, ...]
-    pos: int = 0
     raw: str = ""
 
     @property
@@ -86,11 +85,21 @@ class Word:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A ``{ ... }`` block argument: the raw text between the braces and its statements."""
+    """A ``{ ... }`` block argument.
+
+    Attributes:
+        text: the raw text between the braces (what ``menuentry`` stores).
+        body: its statements.
+        pos: offset of the ``{``.
+        groups: the statements split the way GRUB splits ``text`` into units when it runs
+            it on its own (at newlines between top-level commands), so an entry body can
+            run without being parsed again.
+    """
 
     text: str
     body: tuple[Stmt, ...]
     pos: int = 0
+    groups: tuple[tuple[Stmt, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +109,6 @@ class Command:
     words: tuple[Word, ...]
     block: Block | None = None
     pos: int = 0
-    end: int = 0
 
 
 @dataclass(frozen=True, slots=True)

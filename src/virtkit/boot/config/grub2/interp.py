@@ -398,7 +398,7 @@ class Interpreter:
         self.cur_node = node
         words = node.words
         if node.block is not None:
-            words = (*words, Word((Lit("{" + node.block.text + "}", '"'),), node.block.pos))
+            words = (*words, Word((Lit("{" + node.block.text + "}", '"'),)))
         argv = self.expand(words)
         if not argv:
             return self.pending[0] if self.pending is not None else 0

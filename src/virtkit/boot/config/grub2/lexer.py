@@ -63,6 +63,11 @@ _DQ_PLAIN = re.compile(r'[^"$\\]+')
 _I18N_PLAIN = re.compile(r'[^"\\]+')
 _BRACED_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[?#*@])\}")
 _SPECIALS = frozenset("?#*@")
+_VARREF = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9]+|\{[0-9]+\}|[?#*@]|\{[?#*@]\})"
+# A word made only of the easy parts (no backslash, no $"..."): its extent, for the cache.
+_SIMPLE_WORD = re.compile(r"(?:[^{}|&$;<> \t\n'\"\\]++|'[^']*+'|\"(?:[^\"\\$]++|" + _VARREF + r")*+\"|" + _VARREF + ")++")  # possessive: no backtracking
+_FAST_WORD = re.compile(r"[ \t]*+(" + _SIMPLE_WORD.pattern + r")(?!['\"$\\])")
+_WORD_CONTINUES = frozenset("'\"$\\")  # after a run of plain characters these extend the word
 
 _TWO_CHAR_OPS = {"||": TokenKind.OR, "&&": TokenKind.AND, ";;": TokenKind.SEMI2}
 _ONE_CHAR_OPS = {
@@ -96,12 +101,21 @@ class Lexer:
         self.text = script.text
         self.n = len(self.text)
         self.pos = 0
+        # words repeat endlessly in generated configs: a word's parts depend on its text
+        # alone, so equal words share one Word object
+        self._words: dict[str, tuple[TokenKind, Word]] = {}
 
     def next_token(self, mode: LexMode = LexMode.COMMAND) -> Token:
         """The next token in COMMAND mode (the only mode a parser starts a token in)."""
         text = self.text
         n = self.n
         p = self.pos
+        m = _FAST_WORD.match(text, p)  # the common case: blanks, then a cached word
+        if m is not None:
+            hit = self._words.get(m.group(1))
+            if hit is not None:
+                self.pos = end = m.end()
+                return Token(hit[0], m.start(1), end, m.group(1), hit[1])
         while True:
             m = _BLANKS.match(text, p)
             if m:
@@ -125,6 +139,23 @@ class Lexer:
         if c in _ONE_CHAR_OPS:
             self.pos = p + 1
             return Token(_ONE_CHAR_OPS[c], p, p + 1, c)
+        m = _SIMPLE_WORD.match(text, p)
+        if m is not None:
+            end = m.end()
+            if end >= n or text[end] not in _WORD_CONTINUES:
+                raw = m.group()
+                hit = self._words.get(raw)
+                if hit is None:
+                    word, wend = self._read_word(p)
+                    assert wend == end
+                    kind = TokenKind.WORD
+                    if word.is_plain and raw == word.parts[0].text:  # type: ignore[union-attr]
+                        kind = KEYWORDS.get(raw) or (TokenKind.NAME if _NAME_FULL.match(raw) else TokenKind.WORD)
+                    hit = (kind, word)
+                    if len(self._words) < 65536:
+                        self._words[raw] = hit
+                self.pos = end
+                return Token(hit[0], p, end, raw, hit[1])
         try:
             word, end = self._read_word(p)
         except _WordError as exc:
@@ -205,7 +236,7 @@ class Lexer:
         flush()
         if pending_error is not None:
             raise _WordError(pending_error.message, pending_error.pos, p)
-        return Word(tuple(parts), start, text[start:p]), p
+        return Word(tuple(parts), text[start:p]), p
 
     def _read_var(self, p: int) -> tuple[str | None, int]:
         """VARNAME mode at ``p`` (just after ``$``): the reference and the offset after it."""

@@ -191,45 +191,60 @@ class _UnitParser:
     def simple(self) -> Command:
         first = self.advance()
         words: list[Word] = [first.word]  # type: ignore[list-item]
-        while True:
-            tok = self.peek()
-            if tok.kind in _ARG_KINDS:
-                self.advance()
-                words.append(tok.word)  # type: ignore[arg-type]
-            else:
-                break
+        # hot loop: a word was just read, so no unit boundary can come before the next token
+        next_token = self.lex.next_token
+        tok = next_token()
+        while tok.kind in _ARG_KINDS:
+            words.append(tok.word)  # type: ignore[arg-type]
+            tok = next_token()
+        self.la = tok
+        self.after_newline = tok.kind is TokenKind.NEWLINE
         block = None
-        end = words[-1].pos + len(words[-1].raw)
         if tok.kind is TokenKind.LBR:
             block = self.block()
-            end = self.lex.pos
-        return Command(tuple(words), block, first.start, end)
+        return Command(tuple(words), block, first.start)
 
     def block(self) -> Block:
         lbr = self.advance()
         self.depth += 1
         self.open.append(("`{`", lbr.start))
         self.check_nesting(lbr)
-        body, _ = self.commands1()
+        breaks: list[int] = []
+        body, _ = self.commands1(breaks)
         tok = self.peek()
         if tok.kind is not TokenKind.RBR:
             raise self.fail(tok, "`}`")
         rbr = self.advance()
         self.depth -= 1
         self.open.pop()
-        return Block(self.text[lbr.end : rbr.start], tuple(body), lbr.start)
+        groups: list[tuple[Stmt, ...]] = []
+        last = 0
+        for b in [*breaks, len(body)]:
+            if b > last:
+                groups.append(tuple(body[last:b]))
+            last = b
+        return Block(self.text[lbr.end : rbr.start], tuple(body), lbr.start, tuple(groups))
 
-    def commands1(self) -> tuple[list[Stmt], bool]:
-        """``commands1``; also says whether ``delimiters1`` followed the last command."""
+    def commands1(self, breaks: list[int] | None = None) -> tuple[list[Stmt], bool]:
+        """``commands1``; also says whether ``delimiters1`` followed the last command.
+
+        ``breaks`` collects the indexes of commands that start after a newline (unit
+        boundaries when the block's text runs on its own).
+        """
         self.skip_newlines()
         cmds = [self.command()]
         while True:
             tok = self.peek()
             if tok.kind not in _DELIMS:
                 return cmds, False
+            newline = tok.kind is TokenKind.NEWLINE
             self.advance()
-            self.skip_newlines()
+            while self.peek().kind is TokenKind.NEWLINE:
+                self.advance()
+                newline = True
             if self.peek().kind in _CMD_START:
+                if newline and breaks is not None:
+                    breaks.append(len(cmds))
                 cmds.append(self.command())
                 continue
             return cmds, True

@@ -30,6 +30,7 @@ from virtkit.boot.config.grub2.defaults import (
     resolve_entry,
 )
 from virtkit.boot.config.grub2.env import Context, MenuItemDef
+from virtkit.boot.config.grub2.expand import Scope
 from virtkit.boot.config.grub2.interp import Interpreter, Machine, MenuShown, Provenance, StopEvaluation
 from virtkit.boot.config.grub2.loaders import BootState, quote_cmdline
 from virtkit.boot.config.grub2.tokens import ScriptText
@@ -122,7 +123,7 @@ class Grub2Session:
         self.items: dict[tuple[int, ...], MenuItemDef] = {}
         self.sub_defaults: dict[tuple[int, ...], _SubDefault] = {}
         self.entry_writes: dict[tuple[int, ...], dict[str, str | None]] = {}
-        self.entry_warnings: list[str] = []
+        self.entry_warnings: dict[str, None] = {}  # ordered set
         self.stopped: StopEvaluation | None = None
         self.shown_file: str | None = None
         self.source: SourceFile | None = None
@@ -269,9 +270,11 @@ class Grub2Session:
         else:
             i.unset("default")
         i.boot = BootState()
-        script = self._body_script(item, item.source if source is None else source)
         try:
-            i.execute_new_scope(script, list(item.args))
+            if source is None and item.body_groups is not None:
+                self._run_parsed_body(item)
+            else:
+                i.execute_new_scope(self._body_script(item, item.source if source is None else source), list(item.args))
         except StopEvaluation as stop:
             i.boot.note(f"`{stop.command}` in the entry body: booting it would {_STOP_VERB.get(stop.command, 'stop GRUB')}")
             if i.boot.kind is EntryKind.NONE:
@@ -281,6 +284,26 @@ class Grub2Session:
             if i.boot.kind is EntryKind.NONE:
                 i.boot.kind = EntryKind.OTHER
         return sub
+
+    def _run_parsed_body(self, item: MenuItemDef) -> None:
+        """``execute_new_scope`` of ``setparams ARGS`` + the body, reusing the parse of the block."""
+        i = self.interp
+        i.enter_call()
+        old_scope = i.scope
+        i.scope = Scope(item.args)
+        saved = (i.cur_script, i.cur_pos)
+        try:
+            i.step()  # the `setparams 'TITLE' ...` line: the same arguments again
+            i.ctx.set("?", "0")
+            i.cur_script = item.body_script
+            for group in item.body_groups:
+                ret = i.exec_list_cmd(group)
+                i.print_error()
+                del ret
+        finally:
+            i.cur_script, i.cur_pos = saved
+            i.scope = old_scope
+            i.call_depth -= 1
 
     # -- the menu tree ----------------------------------------------------------
 
@@ -319,10 +342,7 @@ class Grub2Session:
         env_writes = dict(i.machine.env_writes)
         if default is not None:
             env_writes.update(self.entry_writes.get(default, {}))
-        warnings = list(i.warnings)
-        for w in self.entry_warnings:
-            if w not in warnings:
-                warnings.append(w)
+        warnings = list(dict.fromkeys([*i.warnings, *self.entry_warnings]))
         if self.shown_file is not None:
             warnings.insert(0, f"the configuration runs `configfile {self.shown_file}`: the menu shown is that file's")
         return BootMenu(
@@ -375,8 +395,8 @@ class Grub2Session:
             del i.warnings[n_warn:]
             self._restore(saved)
         for w in new_warnings:
-            if w not in self.entry_warnings and len(self.entry_warnings) < 10000:
-                self.entry_warnings.append(w)
+            if len(self.entry_warnings) < 10000:
+                self.entry_warnings.setdefault(w, None)
         return self._entry_from_state(item, state, superusers, source)
 
     def _entry_from_state(self, item: MenuItemDef, state: BootState, superusers: str | None, source: str | None) -> BootEntry:
@@ -436,8 +456,8 @@ class Grub2Session:
             del i.warnings[n_warn:]
             self._restore(saved)
         for w in new_warnings:
-            if w not in self.entry_warnings and len(self.entry_warnings) < 10000:
-                self.entry_warnings.append(w)
+            if len(self.entry_warnings) < 10000:
+                self.entry_warnings.setdefault(w, None)
         return Submenu(item.title, tuple(inner), item.id, item.classes, item.origin, tuple(notes))
 
     # -- the default ------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import enum
-from dataclasses import dataclass
 
 from virtkit.boot.config.source import Location, SourceFile
 
@@ -60,6 +59,9 @@ class TokenKind(enum.Enum):
     BAD = "bad"  # a lexical error; ``Token.text`` holds the message
     EOF = "end-of-input"
 
+    # identity hash (C speed): the parser tests set membership once per token
+    __hash__ = object.__hash__
+
 
 # yylex.l: reserved words are recognised only when the whole token is exactly the word.
 KEYWORDS: dict[str, TokenKind] = {
@@ -74,9 +76,8 @@ KEYWORDS["[["] = TokenKind.LSQBR2
 KEYWORDS["]]"] = TokenKind.RSQBR2
 
 
-@dataclass(frozen=True, slots=True)
 class Token:
-    """One token.
+    """One token (a plain slotted class: the lexer makes hundreds of thousands).
 
     Attributes:
         kind: what it is.
@@ -86,11 +87,17 @@ class Token:
         word: for WORD/NAME (and reserved words, which may be arguments): the parsed word.
     """
 
-    kind: TokenKind
-    start: int
-    end: int
-    text: str = ""
-    word: object = None  # ast.Word; typed loosely to keep this module free of ast
+    __slots__ = ("end", "kind", "start", "text", "word")
+
+    def __init__(self, kind: TokenKind, start: int, end: int, text: str = "", word: object = None) -> None:
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.text = text
+        self.word = word  # ast.Word; typed loosely to keep this module free of ast
+
+    def __repr__(self) -> str:
+        return f"Token({self.kind.name}, {self.start}, {self.end}, {self.text!r})"
 
 
 class ScriptText:
