@@ -148,7 +148,7 @@ def test_decode_program(program: bytes, patches: list[tuple[int, bytes]], cut: i
 
 
 @pytest.mark.parametrize("name", PATCH)
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 @given(program=patch_programs())
 def test_patch_target_invariant(name: str, program: bytes) -> None:
     """Mutated metadata: a result or a VirtkitError (run_target re-raises anything else)."""
@@ -156,7 +156,7 @@ def test_patch_target_invariant(name: str, program: bytes) -> None:
 
 
 @pytest.mark.parametrize("name", OTHER)
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 @given(data=st.data())
 def test_input_target_invariant(name: str, data: st.DataObject) -> None:
     """Mutated seed texts/binaries and arbitrary bytes: a result or a VirtkitError."""
