@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-# tests/images is on sys.path once pygrub_support is imported (it uses the zoo builders too)
-from zoo.payload import CMDLINE_PREFIX, MARKER_PREFIX, build_initramfs, build_microcode_cpio, debian_kernel
-
 from libxl_harness import run_like_libxl
 from pygrub_support import VIRTKIT_PYGRUB, Guest, ImageCache, concat_initrds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))  # the zoo builders' payload helpers
+from zoo.payload import CMDLINE_PREFIX, MARKER_PREFIX, build_initramfs, build_microcode_cpio, debian_kernel  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
