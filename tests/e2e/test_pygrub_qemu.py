@@ -25,7 +25,7 @@ from libxl_harness import run_like_libxl
 from pygrub_support import VIRTKIT_PYGRUB, Guest, ImageCache, concat_initrds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))  # the zoo builders' payload helpers
-from zoo.payload import CMDLINE_PREFIX, MARKER_PREFIX, build_initramfs, build_microcode_cpio, debian_kernel  # noqa: E402
+from zoo.payload import CMDLINE_PREFIX, MARKER_PREFIX, build_initramfs, build_microcode_cpio, debian_kernel
 
 pytestmark = pytest.mark.slow
 
