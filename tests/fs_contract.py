@@ -21,11 +21,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
-import boot_tree  # noqa: E402
+import boot_tree
 
-from virtkit._streams import iter_chunks  # noqa: E402
-from virtkit.boot.fs.base import Filesystem, FileType, Node  # noqa: E402
-from virtkit.errors import FileNotFound, LimitExceeded, NotADirectory  # noqa: E402
+from virtkit._streams import iter_chunks
+from virtkit.boot.fs.base import Filesystem, FileType, Node
+from virtkit.errors import FileNotFound, LimitExceeded, NotADirectory
 
 
 def sha256_of(node: Node) -> str:
