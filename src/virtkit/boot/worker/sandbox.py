@@ -33,7 +33,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import resource
 import struct
 import sys
@@ -371,7 +370,7 @@ class _SockFprog(ctypes.Structure):
 
 
 def _install_seccomp(notes: list[str]) -> None:
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine not in _AUDIT_ARCH:
         notes.append(f"seccomp: no filter for architecture {machine}")
         return
