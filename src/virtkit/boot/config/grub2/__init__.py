@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import weakref
 
+from virtkit._gcpause import gc_paused
 from virtkit.boot.config.grub2.parser import iter_units
 from virtkit.boot.config.grub2.session import Grub2Options, Grub2Session
 from virtkit.boot.config.grub2.tokens import ScriptText
@@ -74,8 +75,9 @@ def open_grub2_session(
     """
     session = Grub2Session(files, device, path, limits=limits, options=options)
     try:
-        ctx = session.run()
-        session.menu = session.build(ctx)
+        with gc_paused():  # hundreds of thousands of small acyclic objects: see virtkit._gcpause
+            ctx = session.run()
+            session.menu = session.build(ctx)
     except RecursionError:
         # a safety net only: max_call_depth and the parser's nesting bound stop real configs first
         raise LimitExceeded(
