@@ -351,6 +351,12 @@ class Target:
     kind: str = "text"  # "text", "binary" (whole input is the data) or "patch" (a patch program)
     # Packages atheris instruments for coverage (the code under test; the rest runs uninstrumented).
     instrument: tuple[str, ...] = ("virtkit.boot",)
+    # The parser this harness is for, for line-coverage reports (fuzz/corpus_coverage.py); () = ``instrument``.
+    scope: tuple[str, ...] = ()
+
+    @property
+    def coverage_scope(self) -> tuple[str, ...]:
+        return self.scope or self.instrument
 
 
 def _no_seeds() -> list[bytes]:
@@ -509,21 +515,27 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
            ("virtkit.boot.image",)),
     Target("disk-raw", _disk_raw, _file_seeds("tests/data/volume/*.bin"), "binary", ("virtkit.boot.volume",)),
     *[Target(name, _disk_target(*fx), _patch_seeds(*fx), "patch", ("virtkit.boot.volume",)) for name, fx in _DISKS.items()],
-    Target("lvm-metadata", _text_target(_lvm_metadata), lambda: [_LVM_SEED, *_file_seeds("tests/data/volume/*.lvmtext")()]),
+    Target("lvm-metadata", _text_target(_lvm_metadata), lambda: [_LVM_SEED, *_file_seeds("tests/data/volume/*.lvmtext")()],
+           scope=("virtkit.boot.volume.lvm.metadata", "virtkit.boot.volume.lvm.metadata_lexer")),
     *[Target(name, _fs_target(*fx), _patch_seeds(*fx), "patch", (_FS_PACKAGE[name.split("-")[0]],)) for name, fx in _FS.items()],
     Target("lzo", _lzo, _lzo_seeds, "binary", ("virtkit.boot.fs.btrfs.lzo", "virtkit.boot.fs.btrfs.compression")),
     Target("grubenv", _grubenv, _const_seeds(
-        b"# GRUB Environment Block\nsaved_entry=1\nnext_entry=\\\\x\n" + b"#" * 970, b"# GRUB Environment Block\na=b"), "binary"),
-    Target("grub2-syntax", _text_target(_grub2_syntax), _grub2_seeds),
-    Target("grub2", _text_target(_grub2), _grub2_seeds),
-    Target("bls", _text_target(_bls), lambda: [_BLS_SEED, *_text_seeds("tests/configs/**/entries/*.conf", limit=10)()]),
-    Target("sdboot", _text_target(_sdboot), lambda: [_SDBOOT_SEED, *_text_seeds("tests/configs/**/loader.conf", limit=10)()]),
+        b"# GRUB Environment Block\nsaved_entry=1\nnext_entry=\\\\x\n" + b"#" * 970, b"# GRUB Environment Block\na=b"), "binary",
+           scope=("virtkit.boot.config.grubenv",)),
+    Target("grub2-syntax", _text_target(_grub2_syntax), _grub2_seeds, scope=("virtkit.boot.config.grub2.lexer", "virtkit.boot.config.grub2.parser")),
+    Target("grub2", _text_target(_grub2), _grub2_seeds, scope=("virtkit.boot.config.grub2", "virtkit.boot.config.grubenv")),
+    Target("bls", _text_target(_bls), lambda: [_BLS_SEED, *_text_seeds("tests/configs/**/entries/*.conf", limit=10)()],
+           scope=("virtkit.boot.config.bls", "virtkit.boot.config.uapi")),
+    Target("sdboot", _text_target(_sdboot), lambda: [_SDBOOT_SEED, *_text_seeds("tests/configs/**/loader.conf", limit=10)()],
+           scope=("virtkit.boot.config.sdboot", "virtkit.boot.config.uapi")),
     Target("grub-legacy", _text_target(_engine("grub-legacy", "/boot/grub/menu.lst")),
-           lambda: [_LEGACY_SEED, *_text_seeds("tests/configs/**/menu.lst", "tests/configs/**/grub.conf")()]),
+           lambda: [_LEGACY_SEED, *_text_seeds("tests/configs/**/menu.lst", "tests/configs/**/grub.conf")()],
+           scope=("virtkit.boot.config.grub_legacy", "virtkit.boot.config.grub_legacy_lex", "virtkit.boot.config.grub_legacy_boot")),
     Target("extlinux", _text_target(_engine("extlinux", "/boot/extlinux/extlinux.conf")),
-           lambda: [_EXTLINUX_SEED, *_text_seeds("tests/configs/**/extlinux.conf", "tests/configs/**/*linux.cfg")()]),
+           lambda: [_EXTLINUX_SEED, *_text_seeds("tests/configs/**/extlinux.conf", "tests/configs/**/*linux.cfg")()],
+           scope=("virtkit.boot.config.extlinux", "virtkit.boot.config.extlinux_boot")),
     Target("lilo", _text_target(_engine("lilo", "/etc/lilo.conf")),
-           lambda: [_LILO_SEED, *_text_seeds("tests/configs/**/lilo.conf")()]),
+           lambda: [_LILO_SEED, *_text_seeds("tests/configs/**/lilo.conf")()], scope=("virtkit.boot.config.lilo",)),
 ]}
 
 
