@@ -195,7 +195,8 @@ def extract(ch: Channel, options: BootOptions, limits: Limits, out_dir: str, *, 
     """Extract an entry's kernel and (concatenated) initrds into ``out_dir``.
 
     The returned OutputFiles is not committed yet: the caller commits after writing the
-    output record, so a failure anywhere leaves nothing behind.
+    output record, so a failure anywhere leaves nothing behind.  The channel is closed (and
+    the worker's exit status checked) before this returns.
     """
     reply = ch.call({"op": "extract", **_request(options, path=path, body=body, kernel=kernel, ramdisk=ramdisk, args=args)})
     entry = entry_from_wire(reply.message.get("entry"), limits=limits)
@@ -213,6 +214,9 @@ def extract(ch: Channel, options: BootOptions, limits: Limits, out_dir: str, *, 
         else:
             for _ in reply.streams[1]:
                 raise WorkerError("worker sent ramdisk data for an entry without an initrd")
+        # The extraction is the channel's last call: the worker's exit status counts before the
+        # caller commits anything (a worker that fails after a good reply leaves no files).
+        ch.close()
     except BaseException:
         files.close()
         raise

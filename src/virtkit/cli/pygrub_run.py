@@ -56,6 +56,7 @@ def run(args: PygrubArgs) -> int:
         if args.kernel is None:
             menu = _bootrun.fetch_menu(ch, options, limits).menu
             if args.list_entries:
+                ch.close()  # the worker's exit status counts before anything is printed
                 sys.stdout.write(_bootrun.render_list(menu))
                 return 0
             if not menu.items:
@@ -83,6 +84,7 @@ def run(args: PygrubArgs) -> int:
             cmdline = entry.cmdline if args.kernel is not None else _bootrun.join_args(entry.cmdline, extras)
             record = render_pygrub(BootTarget(k, r, cmdline), args.output_format)
             log.debug("would extract a %d-byte kernel and a %d-byte ramdisk", ksize, rsize)
+            ch.close()  # the worker's exit status counts before the record is written
             write_output_record(args.output, record)
             return 0
         done = _bootrun.extract(ch, options, limits, args.output_directory, path=path, body=body, kernel=args.kernel,
