@@ -217,7 +217,8 @@ def _run_run(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
         done.files.commit()
     finally:
         done.files.close()
-    out.write(render_tree(ctx.guest_menu.menu) + "\n" + text)
+    # the menu tree is for people; a machine format (json, sxp, simple0, qemu, ...) stays parseable
+    out.write(render_tree(ctx.guest_menu.menu) + "\n" + text if args.format == "text" else text)
     return 0
 
 

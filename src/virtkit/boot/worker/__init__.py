@@ -20,7 +20,9 @@ import os
 import pkgutil
 import shutil
 import socket
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from virtkit.boot.worker.channel import Channel, Handler, LocalChannel, SocketChannel, serve
@@ -28,7 +30,7 @@ from virtkit.boot.worker.protocol import encode_json
 from virtkit.boot.worker.sandbox import Isolation, enter_sandbox, pick_worker_uid
 from virtkit.limits import Limits
 
-__all__ = ["Channel", "Isolation", "default_isolation", "preload_modules", "spawn_worker"]
+__all__ = ["Channel", "Isolation", "default_isolation", "preload_modules", "spawn_worker", "sweep_stale_jails"]
 
 EXIT_SETUP_FAILED = 71
 
@@ -88,10 +90,62 @@ def code_dirs() -> tuple[str, ...]:
     return tuple(sorted(d for d in dirs if os.path.isdir(d)))
 
 
+_JAIL_PREFIX = "virtkit-jail-"
+_LEGACY_JAIL_AGE = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_jails(tmpdir: str | None = None) -> list[str]:
+    """Remove empty jail directories whose parent process died without cleaning up (SIGKILL).
+
+    A jail is ``virtkit-jail-<parent pid>-XXXXXXXX``: it is stale when that pid is gone.
+    Names from before the pid was recorded (``virtkit-jail-XXXXXXXX``) are stale after an
+    hour.  Only empty directories owned by this uid are removed (``rmdir``, never a tree).
+    """
+    base = tmpdir or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(_JAIL_PREFIX)]
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names[:1000]:
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        pid_text, dash, _rest = name[len(_JAIL_PREFIX):].partition("-")
+        if dash and pid_text.isdigit():
+            pid = int(pid_text)
+            if pid == os.getpid() or _pid_alive(pid):
+                continue
+        elif now - st.st_mtime < _LEGACY_JAIL_AGE:
+            continue
+        try:
+            os.rmdir(path)
+            removed.append(path)
+        except OSError:
+            pass  # not empty, or in use: leave it
+    return removed
+
+
 def default_isolation(runas: int | None = None) -> Isolation:
     """The isolation plan: ``runas`` uid (or a per-worker uid), its own gid, a fresh jail dir."""
     uid = runas if runas is not None else pick_worker_uid()
-    jail = tempfile.mkdtemp(prefix="virtkit-jail-")
+    sweep_stale_jails()
+    jail = tempfile.mkdtemp(prefix=f"{_JAIL_PREFIX}{os.getpid()}-")
     os.chmod(jail, 0o555)  # noqa: S103 - an empty, read-only chroot must be traversable by the worker uid
     return Isolation(uid=uid, gid=uid, jail=jail, code_dirs=code_dirs())
 
