@@ -3,7 +3,10 @@
 Placeholders in argv: {legacy} {ext} {multi} {empty} {sdboot} (configuration trees written to temporary
 directories, read through HostDirectory as device hd0), {img} (tests/data/config/legacy-esp.img.gz: a real
 MBR disk with an ext2 /boot and a FAT ESP), {tmp} (the directory holding them).  No IMAGE means the bundled
-sample guest.  Goldens live in tests/golden/cli/boot/; ``pytest --regenerate-golden`` rewrites them.
+sample guest.  Goldens live in tests/golden/cli/boot/; ``pytest --regenerate-golden`` rewrites them
+(a missing golden is written and the test fails, so a new one is always reviewed).  Every ``--format``
+has a golden of ``extract`` on {img} (``extract-<format>.*``), with the temporary file names normalised
+to ``boot_kernel.XXXXXXXX`` after checking that they name the files extracted.
 
 Options and IMAGEs may come in any order (cli/main.py parses subcommands with
 parse_intermixed_args).
@@ -47,6 +50,11 @@ SDBOOT = {
     "vmlinuz-new": "",
 }
 SAMPLE = "no IMAGE given: using the bundled sample guest image"
+# The extraction goldens: one per --format (and its file extension), with arguments that need quoting.
+GOLDEN_FORMATS = {"text": "txt", "json": "json", "sxp": "txt", "simple": "txt", "simple0": "bin", "qemu": "txt",
+                  "libvirt": "xml"}
+GOLDEN_ARGS = "console=hvc0 x='a b' y=\"<&>\""
+TEMP_NAME = re.compile(r"boot_(kernel|ramdisk)\.[a-z0-9_]{8}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ CASES = [
     # -- actions -------------------------------------------------------------------------------
     Case("options-between-action-and-image", ("boot", "extract", "--to", "{out}", "--format", "json", "{legacy}"),
          stdout=r'"path_str": "1",'),
-    Case("run", ("boot", "run", "{ext}", "--to", "{out}", "--format", "qemu"), stdout=r"(?s)^extlinux menu .*\n-kernel "),
+    # a machine format prints only the result, no menu tree (it stays parseable)
+    Case("run", ("boot", "run", "{ext}", "--to", "{out}", "--format", "qemu"), stdout=r"\A-kernel {out}/boot_kernel\.\w{8} [^\n]*\n\Z"),
     Case("run-is-the-default-action", ("boot", "{legacy}", "--to", "{out}"), stdout=r"(?s)^grub-legacy menu from .*\nextracted \[1\] 'New'\n  kernel   {out}/boot_kernel\.\w{8}  <- \(hd0\)/vmlinuz-new\n"),
     Case("list", ("boot", "list", "{legacy}"), golden="legacy-list.txt"),
     Case("list-json", ("boot", "list", "{legacy}", "--json"), golden="legacy-list.json", json_default="1"),
@@ -129,6 +138,8 @@ CASES = [
          stdout=r"^-kernel {out}/boot_kernel\.\w{8} -initrd {out}/boot_ramdisk\.\w{8} -append 'root=/dev/xvda2 quiet initrd=ucode.img,initramfs-lts console=ttyS0'\n$"),
     Case("extract-libvirt-entry", ("boot", "extract", "{legacy}", "--to", "{out}", "--format", "libvirt", "--entry", "Old"),
          stdout=r"^<os>\n  <kernel>{out}/boot_kernel\.\w{8}</kernel>\n  <cmdline>ro root=/dev/xvda1</cmdline>\n</os>\n$"),
+    *(Case(f"extract-golden-{fmt}", ("boot", "extract", "{img}", "--to", "{out}", "--format", fmt, "--args", GOLDEN_ARGS),
+           golden=f"extract-{fmt}.{ext}") for fmt, ext in GOLDEN_FORMATS.items()),
     Case("extract-not-bootable", ("boot", "extract", "{legacy}", "--to", "{out}", "--entry", "Xen"), status=6,
          stderr=r"'Xen' is not bootable"),
     Case("extract-to-missing", ("boot", "extract", "{legacy}", "--to", "{tmp}/nope"), status=2,
@@ -200,8 +211,10 @@ def test_boot_cli(case: Case, places: dict[str, str], capfd: pytest.CaptureFixtu
         assert out == ""
         if "usage:" not in err:  # argparse prints its usage line first; ours are one line
             assert err.count("\n") == 1, err
+    if case.status == 0 and "{out}" in case.argv:  # the names printed are the files extracted, and only those
+        assert {m.group(0) for m in TEMP_NAME.finditer(out)} == set(os.listdir(places["out"])), out
     if case.golden is not None:
-        assert_golden(out.replace(places["tmp"], "{tmp}"), f"cli/boot/{case.golden}")
+        assert_golden(TEMP_NAME.sub(r"boot_\1.XXXXXXXX", out.replace(places["tmp"], "{tmp}")), f"cli/boot/{case.golden}")
     if case.stdout is not None:
         pattern = case.stdout.replace("{out}", re.escape(places["out"])).replace("{tmp}", re.escape(places["tmp"]))
         assert re.search(pattern, out), out
@@ -230,3 +243,12 @@ def test_every_flag_and_action_has_a_case() -> None:
     assert not missing, f"flags without a test case: {missing}"
     missing_actions = sorted(a for a in ACTIONS if a not in used)
     assert not missing_actions, f"actions without a test case: {missing_actions}"
+
+
+def test_every_format_has_a_golden() -> None:
+    """Adding a --format without an extraction golden fails here."""
+    (fmt_action,) = [a for a in _boot_parser()._actions if "--format" in a.option_strings]
+    assert set(fmt_action.choices or ()) == set(GOLDEN_FORMATS)
+    goldens = {c.golden for c in CASES}
+    for fmt, ext in GOLDEN_FORMATS.items():
+        assert f"extract-{fmt}.{ext}" in goldens, fmt

@@ -2,17 +2,23 @@
 every failing case names the message it expects.
 
 These cases need no guest filesystem: they exercise argument handling, usage
-errors and the exit statuses libxl depends on.  Cases that boot real images live
-in test_pygrub_images.py.
+errors and the exit statuses libxl depends on.  Cases that show an option's effect
+on a real image are in test_pygrub_images.py (``CASES``); exact outputs (``-l``,
+``-n``, ``--kernel``/``--ramdisk``/``--entry``, each ``--output-format``) in
+test_pygrub_golden.py (``OUTPUTS``, ``FAILS``).  The meta-test at the end counts
+the options used in all four tables.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pytest
+import test_pygrub_golden
+import test_pygrub_images
 
 from virtkit.cli.pygrub import LONG_OPTS, parse_args
 
@@ -77,14 +83,39 @@ def test_xenserver_args_are_collected() -> None:
     assert a.extra == ["console=hvc0", "quiet"]
 
 
+SHORT_OPTS = {"-q": "--quiet", "-i": "--interactive", "-l": "--list-entries", "-n": "--not-really", "-h": "--help"}
+
+# Options whose effect only a guest image can show: each must have a row in test_pygrub_images.CASES.
+NEEDS_AN_IMAGE = ["--image-format", "--platform", "--flavour", "--config", "--no-isolate", "--interactive",
+                  "--debug", "--offset", "--output", "--default_args", "--extra_args"]
+
+
+def _options_used(argvs: Iterable[Sequence[str]]) -> set[str]:
+    used: set[str] = set()
+    for argv in argvs:
+        for arg in argv:
+            if arg.startswith("--"):
+                used.add(arg.split("=", 1)[0])
+            elif arg in SHORT_OPTS:
+                used.add(SHORT_OPTS[arg])
+    return used
+
+
 def test_every_long_option_has_a_case() -> None:
-    """virtinst's checkprops idea: a flag without a test case fails the suite."""
-    covered = " ".join(" ".join(c.argv) for c in CASES)
-    covered += " --kernel --ramdisk --args --runas --quiet --output --output-format --output-directory --entry"
-    covered += " --default_args --extra_args"
-    others = {"interactive", "list-entries", "not-really", "isconfig", "debug", "no-isolate", "image-format",
-              "platform", "flavour", "config", "help", "offset", "limit"}
-    # Options exercised on real images in test_pygrub_images.py are listed in `others`.
+    """virtinst's checkprops idea: a flag that appears in no case table fails the suite."""
+    tables = {
+        "test_pygrub_cli.CASES": _options_used([c.argv for c in CASES]),
+        "test_pygrub_images.CASES": _options_used([c.argv for c in test_pygrub_images.CASES]),
+        "test_pygrub_golden.OUTPUTS": _options_used([o.argv for o in test_pygrub_golden.OUTPUTS]),
+        "test_pygrub_golden.FAILS": _options_used([f.argv for f in test_pygrub_golden.FAILS]),
+    }
+    covered = set().union(*tables.values())
     for opt in LONG_OPTS:
-        name = opt.rstrip("=")
-        assert f"--{name}" in covered or name in others, f"--{name} has no CLI test case"
+        name = "--" + opt.rstrip("=")
+        assert name in covered, f"{name} has no case in any of {sorted(tables)}"
+    for name in NEEDS_AN_IMAGE:
+        assert name in tables["test_pygrub_images.CASES"], f"{name} has no row in test_pygrub_images.CASES"
+
+
+def test_meta_test_sees_short_options() -> None:
+    assert _options_used([("-q", "-i", "--entry=1>0", "img")]) == {"--quiet", "--interactive", "--entry"}
