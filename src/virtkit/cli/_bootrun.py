@@ -112,9 +112,10 @@ def open_channel(req: BootRequest) -> Channel:
                              offset=req.offset, backing=bfd)()
     try:
         if not req.isolate:
-            return spawn_worker(handlers, keep_fds=[], limits=req.limits, isolation=None, in_process=True)
-        iso = default_isolation(req.runas if os.geteuid() == 0 else os.geteuid())
-        ch = spawn_worker(handlers, keep_fds=[fd for fd, _ in fds], limits=req.limits, isolation=iso)
+            ch = spawn_worker(handlers, keep_fds=[], limits=req.limits, isolation=None, in_process=True)
+        else:
+            iso = default_isolation(req.runas if os.geteuid() == 0 else os.geteuid())
+            ch = spawn_worker(handlers, keep_fds=[fd for fd, _ in fds], limits=req.limits, isolation=iso)
     finally:
         if req.isolate:
             for fd, _ in fds:  # the worker has its own copies

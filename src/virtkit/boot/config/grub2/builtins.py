@@ -29,6 +29,7 @@ from virtkit.boot.config.grub2.test_cmd import cmd_test, grub_strtoul
 
 if TYPE_CHECKING:
     from virtkit.boot.config.grub2.interp import CommandFn, Interpreter
+    from virtkit.boot.config.grub2.tokens import ScriptText
 
 __all__ = ["NOOP_COMMANDS", "build_command_table", "setparams_prefix"]
 
@@ -308,9 +309,12 @@ def cmd_menuentry(interp: Interpreter, name: str, args: list[str], has_block: bo
 def cmd_source(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
     if len(args) != 1:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
-    new_env = name in ("configfile", "normal")
+    extractor = name.startswith("extract_entries_")
+    new_env = name in ("configfile", "normal", "extract_entries_configfile")
     how = _words_raw(interp) or f"{name} {args[0]}"
     script = interp.read_config_file(args[0], how=how)
+    if extractor:
+        return _extract_entries(interp, script, args[0], new_env=new_env)
     if not new_env:
         if script is not None:
             interp.run_config(script, args[0])
@@ -327,6 +331,33 @@ def cmd_source(interp: Interpreter, name: str, args: list[str], _b: bool) -> int
         interp.pop_context()
     if child.menu:
         raise MenuShown(child, args[0])
+    return 0
+
+
+def _extract_entries(interp: Interpreter, script: ScriptText | None, written: str, *, new_env: bool) -> int:
+    """``extract_entries_source``/``extract_entries_configfile`` (grub_env_extractor_open/close).
+
+    The file runs in a new context (every variable copied for _source, exported ones for
+    _configfile) with a new menu, and only extractor commands run: set, test, menuentry,
+    submenu, search.  _source then appends the entries to the current menu and drops the
+    context (its variables do not leak); _configfile shows the new menu, as configfile does.
+    """
+    child = interp.ctx.new_child(export_all=not new_env)
+    child.menu = []
+    interp.push_context(child)
+    interp.extractor_level += 1
+    try:
+        if script is not None:
+            interp.run_config(script, written)
+    finally:
+        interp.extractor_level -= 1
+        interp.pop_context()
+    if new_env:
+        if child.menu:
+            raise MenuShown(child, written, extractor=True)
+        return 0
+    if interp.ctx.menu is not None:
+        interp.ctx.menu.extend(child.menu)
     return 0
 
 
@@ -438,7 +469,7 @@ def cmd_password(interp: Interpreter, name: str, args: list[str], _b: bool) -> i
 # Presentation and hardware commands that change nothing a boot depends on.
 NOOP_COMMANDS = ["terminal_output", "terminal_input", "terminfo", "serial", "gfxterm", "background_image", "background_color", "videoinfo", "videotest", "play", "clear", "rmmod", "dl_dependencies", "lsfonts", "lsapm", "lspci", "lsacpi", "set_video", "gfxmode_set", "tr", "date", "sleep", "cmosclean", "badram", "cutmem", "smbios", "tpm_measure", "authenticate", "nativedisk", "usb", "efi_gop", "efi_uga", "vbeinfo", "vbetest", "multiboot_init", "gettext", "cryptomount", "loopback", "drivemap", "parttool", "hdparm", "setpci", "outb", "outw", "outl", "inb", "inw", "inl", "connectefi", "bli", "ls", "cat", "hexdump", "help", "lsefi", "lsefimmap", "lsefisystab", "lssal", "cbmemc", "net_bootp", "net_dhcp", "net_ls_addr", "net_ls_cards", "net_ls_routes", "net_nslookup"]
 
-_NOT_INTERPRETED = ["xnu_kernel", "xnu_kernel64", "xnu_mkext", "xnu_kext", "xnu_kextdir", "xnu_ramdisk", "xnu_resume", "xnu_splash", "legacy_source", "legacy_configfile", "extract_entries_source", "extract_entries_configfile", "extract_legacy_entries_source", "extract_legacy_entries_configfile", "backtrace"]
+_NOT_INTERPRETED = ["xnu_kernel", "xnu_kernel64", "xnu_mkext", "xnu_kext", "xnu_kextdir", "xnu_ramdisk", "xnu_resume", "xnu_splash", "legacy_source", "legacy_configfile", "extract_legacy_entries_source", "extract_legacy_entries_configfile", "backtrace"]
 
 
 def build_command_table(platform: str) -> dict[str, CommandFn]:
@@ -468,6 +499,8 @@ def build_command_table(platform: str) -> dict[str, CommandFn]:
         "source": cmd_source,
         ".": cmd_source,
         "configfile": cmd_source,
+        "extract_entries_source": cmd_source,
+        "extract_entries_configfile": cmd_source,
         "normal": cmd_source,
         "insmod": cmd_insmod,
         "halt": cmd_stop,

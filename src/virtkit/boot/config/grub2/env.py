@@ -113,9 +113,11 @@ class Context:
         else:
             var.exported = True
 
-    def new_child(self) -> Context:
-        """A new context: copies of the exported variables (with their hooks), no menu yet."""
-        return Context({k: Variable(v.value, True, v.hooked) for k, v in self.vars.items() if v.exported}, None)
+    def new_child(self, *, export_all: bool = False) -> Context:
+        """A new context: copies of the exported variables (all of them with ``export_all``, as
+        ``grub_env_new_context`` does for extract_entries_source), with their hooks; no menu yet."""
+        return Context({k: Variable(v.value, True, v.hooked) for k, v in self.vars.items() if v.exported or export_all},
+                       None)
 
     def copy(self) -> Context:
         """An independent copy of the variables (same menu list object)."""

@@ -55,10 +55,13 @@ class StopEvaluation(Exception):
 class MenuShown(Exception):
     """``configfile`` read a file with entries: GRUB now shows *that* menu."""
 
-    def __init__(self, context: Context, path: str) -> None:
+    def __init__(self, context: Context, path: str, *, extractor: bool = False) -> None:
         super().__init__(path)
         self.context = context
         self.path = path
+        # shown by extract_entries_configfile: GRUB is still in the extractor while this menu
+        # is up, so the entries' bodies run under its restriction too (they cannot boot)
+        self.extractor = extractor
 
 
 @dataclass
@@ -105,6 +108,11 @@ class Machine:
 _TRACKED = frozenset({"default", "fallback", "timeout", "timeout_style", "saved_entry", "next_entry", "prev_saved_entry"})
 
 
+# Commands registered with GRUB_COMMAND_FLAG_EXTRACTOR (kern/corecmd.c set, commands/test.c,
+# commands/menuentry.c, commands/search*.c): the only ones extract_entries_* may run.
+EXTRACTOR_COMMANDS = frozenset({"set", "test", "[", "menuentry", "submenu", "search", "search.file",
+                                "search.fs_label", "search.fs_uuid"})
+
 class Interpreter:
     """Runs GRUB 2 scripts against a guest's files.
 
@@ -144,6 +152,7 @@ class Interpreter:
         self.steps = 0
         self.call_depth = 0
         self.include_depth = 0
+        self.extractor_level = 0  # inside extract_entries_source/configfile
         self.out: list[str] = []
         self.warnings: list[str] = []
         self.pending: tuple[int, str] | None = None
@@ -428,6 +437,10 @@ class Interpreter:
                 self.print_error()
                 return 0
             ret = self.call_function(frec, args)
+        elif self.extractor_level and name not in EXTRACTOR_COMMANDS:
+            # grub_script_execute_cmdline: only GRUB_COMMAND_FLAG_EXTRACTOR commands run in
+            # extract_entries_source/configfile (functions and assignments are not commands)
+            ret = self.error(E.GRUB_ERR_EXTRACTOR, f"{name} isn't allowed to execute in an extractor")
         else:
             self.cur_how = name
             ret = cmd(self, name, args, node.block is not None)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from virtkit.boot.config.grub2 import errcodes as E
 from virtkit.boot.config.grub2.builtins import build_command_table
 from virtkit.boot.config.grub2.defaults import (
     Resolution,
@@ -205,6 +206,8 @@ class Grub2Session:
             interp.run_config(script, written)
         except MenuShown as shown:
             self.shown_file = shown.path
+            if shown.extractor:
+                interp.extractor_level = 1  # the menu is shown from inside the extractor
             return shown.context
         except StopEvaluation as stop:
             self.stopped = stop
@@ -294,7 +297,11 @@ class Grub2Session:
         saved = (i.cur_script, i.cur_pos)
         try:
             i.step()  # the `setparams 'TITLE' ...` line: the same arguments again
-            i.ctx.set("?", "0")
+            if i.extractor_level:  # setparams is no extractor command
+                i.ctx.set("?", str(i.error(E.GRUB_ERR_EXTRACTOR, "setparams isn't allowed to execute in an extractor")))
+                i.print_error()
+            else:
+                i.ctx.set("?", "0")
             i.cur_script = item.body_script
             for group in item.body_groups:
                 ret = i.exec_list_cmd(group)
