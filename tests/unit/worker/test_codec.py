@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, Submenu
 from virtkit.boot.config.source import Location, SourceFile
 from virtkit.boot.worker.codec import menu_from_wire, menu_to_wire
-from virtkit.errors import RemoteProtocolError
+from virtkit.errors import WorkerError
 from virtkit.limits import Limits
 
 LIM = Limits()
@@ -71,7 +71,7 @@ def _mutate(path: list, value: object) -> dict:
     ],
 )
 def test_malformed_replies_are_refused(path: list, value: object, message: str) -> None:
-    with pytest.raises(RemoteProtocolError, match=message):
+    with pytest.raises(WorkerError, match=message):
         menu_from_wire(_mutate(path, value), limits=LIM)
 
 
@@ -82,10 +82,10 @@ def test_depth_and_count_limits() -> None:
     w = menu_to_wire(sample_menu())
     w["items"] = [item]
     w["default"] = None
-    with pytest.raises(RemoteProtocolError, match="nested too deeply"):
+    with pytest.raises(WorkerError, match="nested too deeply"):
         menu_from_wire(w, limits=LIM)
     w["items"] = [menu_to_wire(sample_menu())["items"][0]] * 20
-    with pytest.raises(RemoteProtocolError, match="too many"):
+    with pytest.raises(WorkerError, match="too many"):
         menu_from_wire(w, limits=Limits(max_menu_entries=10))
 
 
@@ -101,5 +101,5 @@ json_values = st.recursive(
 def test_any_json_gives_a_menu_or_remote_protocol_error(v: object) -> None:
     try:
         menu_from_wire(v, limits=LIM)
-    except RemoteProtocolError:
+    except WorkerError:
         pass

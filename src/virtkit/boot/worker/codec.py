@@ -3,7 +3,7 @@
 The parent rebuilds the menu from what the worker sent, and a compromised
 worker could send anything.  :func:`menu_from_wire` therefore checks every
 field's type, every string's length, list lengths and tree depth, and raises
-:class:`~virtkit.errors.RemoteProtocolError` on the first violation.  It never
+:class:`~virtkit.errors.WorkerError` on the first violation.  It never
 evaluates anything; it only builds frozen dataclasses.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from virtkit.boot.config.model import BootEntry, BootMenu, EntryKind, FileRef, MenuItem, Submenu
 from virtkit.boot.config.registry import ConfigCandidate
 from virtkit.boot.config.source import Location, SourceFile
-from virtkit.errors import RemoteProtocolError
+from virtkit.errors import WorkerError
 from virtkit.limits import Limits
 
 __all__ = [
@@ -98,13 +98,14 @@ def menu_to_wire(menu: BootMenu) -> dict[str, Any]:
 
 
 class _Reader:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, what: str) -> None:
         self.limits = limits
         self.items = 0
+        self.what = what
 
-    @staticmethod
-    def fail(where: str, problem: str) -> RemoteProtocolError:
-        return RemoteProtocolError(f"worker sent a malformed menu: {where}: {problem}")
+    def fail(self, where: str, problem: str) -> WorkerError:
+        # a worker that sends a malformed reply is a failed worker: WorkerError, exit status 8
+        return WorkerError(f"worker sent a malformed {self.what}: {where}: {problem}")
 
     def obj(self, v: Any, where: str) -> dict[str, Any]:
         if not isinstance(v, dict):
@@ -229,7 +230,7 @@ class _Reader:
 
 
 def entry_from_wire(v: Any, *, limits: Limits) -> BootEntry:
-    r = _Reader(limits)
+    r = _Reader(limits, "entry")
     d = r.obj(v, "entry")
     if d.get("type") != "entry":
         raise r.fail("entry.type", "expected 'entry'")
@@ -240,9 +241,9 @@ def menu_from_wire(v: Any, *, limits: Limits) -> BootMenu:
     """Rebuild and validate a BootMenu sent by the worker.
 
     Raises:
-        RemoteProtocolError: any field is missing, mistyped, too long or too deep.
+        WorkerError: any field is missing, mistyped, too long or too deep.
     """
-    r = _Reader(limits)
+    r = _Reader(limits, "menu")
     d = r.obj(v, "menu")
     config = r.ref(d.get("config"), "menu.config")
     if config is None:
@@ -291,9 +292,9 @@ def candidates_from_wire(v: Any, *, limits: Limits) -> tuple[ConfigCandidate, ..
     """Rebuild the configuration candidates the worker found.
 
     Raises:
-        RemoteProtocolError: malformed.
+        WorkerError: malformed.
     """
-    r = _Reader(limits)
+    r = _Reader(limits, "list of configurations")
     if not isinstance(v, list) or len(v) > 4096:
         raise r.fail("candidates", "expected a list")
     out = []
