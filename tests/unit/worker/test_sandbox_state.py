@@ -320,7 +320,7 @@ def test_identity_no_groups_no_capabilities(observed: Observed) -> None:
     assert _status_field(status, "Uid").split() == [str(iso.uid)] * 4  # real, effective, saved, fs
     assert _status_field(status, "Gid").split() == [str(iso.gid)] * 4
     assert _status_field(status, "Groups") == ""
-    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd"):  # the bounding set is emptied too
         assert int(_status_field(status, cap), 16) == 0, cap
     assert "identity: uid" in "\n".join(observed.notes)
 

@@ -62,6 +62,7 @@ MS_BIND = 4096
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -223,7 +224,26 @@ def _drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(hdr), data), "capset")
 
 
+def _empty_bounding_set() -> int:
+    """Drop every capability from the bounding set (needs CAP_SETPCAP: before the uid changes)."""
+    dropped = 0
+    for cap in range(64):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+            dropped += 1
+            continue
+        err = ctypes.get_errno()
+        if err == errno.EINVAL:  # past CAP_LAST_CAP of this kernel
+            break
+        raise OSError(err, f"prctl(PR_CAPBSET_DROP, {cap}): {os.strerror(err)}")
+    return dropped
+
+
 def _drop_identity(iso: Isolation, notes: list[str]) -> None:
+    try:
+        n = _empty_bounding_set()
+        notes.append(f"capability bounding set: emptied ({n} capabilities)")
+    except OSError as exc:
+        notes.append(f"capability bounding set: not emptied ({exc.strerror})")
     if os.geteuid() == 0:
         os.setgroups([])
         os.setresgid(iso.gid, iso.gid, iso.gid)
