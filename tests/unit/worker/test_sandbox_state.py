@@ -131,9 +131,12 @@ def facts(image_fds: Sequence[int], req: dict[str, Any]) -> tuple[dict[str, Any]
         "write_image": _errno_of(lambda: os.write(image_fds[0], b"x")),
         "proc_visible": os.path.exists("/proc/self/status"),
         "root_listing": sorted(os.listdir("/")),
+        "package_listings": {os.path.join(d, sub): sorted(os.listdir(os.path.join(d, sub)))
+                             for d in dirs for sub in ("site-packages", "dist-packages")
+                             if os.path.isdir(os.path.join(d, sub))},
         "host_files": {p: os.path.exists(p) for p in ("/etc/passwd", "/etc", "/tmp", "/dev", "/proc", "/home")},
         "create": {p: _try_create(p) for p in ["/virtkit-probe", "/tmp/virtkit-probe",
-                                               *(os.path.join(d, "virtkit-probe.py") for d in dirs)]},
+                                               *(os.path.join(d, "virtkit-probe.py") for d in dirs if os.path.isdir(d))]},
         "mkdir": _errno_of(lambda: os.mkdir("/virtkit-probe-dir")),
         "interfaces": interfaces,
         "connect": _errno_of(connect),
@@ -368,6 +371,10 @@ def test_root_is_the_read_only_jail(observed: Observed) -> None:
     inside = observed.inside
     allowed = {d.strip("/").split("/")[0] for d in code_dirs()}
     assert set(inside["root_listing"]) <= allowed, inside["root_listing"]
+    # an installed site-packages inside a bound directory shows only the packages virtkit needs
+    for pkgdir, names in inside["package_listings"].items():
+        wanted = {os.path.relpath(q, pkgdir).split("/")[0] for q in code_dirs() if q.startswith(pkgdir + "/")}
+        assert set(names) == wanted, (pkgdir, names)
     assert os.path.exists("/etc/passwd")  # the host has it; the worker must not
     assert not any(inside["host_files"].values()), inside["host_files"]
     assert inside["proc_visible"] is False

@@ -68,8 +68,11 @@ def preload_modules() -> None:
 
 
 def code_dirs() -> tuple[str, ...]:
-    """Directories the worker may import from inside its jail: the standard library (and its
-    extension modules), virtkit's package and the optional decompressors.  Nothing else."""
+    """Paths the worker may import from inside its jail: the standard library (and its
+    extension modules), virtkit's package and the optional decompressors (a package directory,
+    or the file of a single-file extension module).  Nothing else: an installed
+    ``site-packages``/``dist-packages`` inside the standard library's directory is masked in
+    the jail (see ``sandbox._bind_code``) and only these paths are bound back into it."""
     import sysconfig
     from importlib.util import find_spec
 
@@ -86,8 +89,8 @@ def code_dirs() -> tuple[str, ...]:
             spec = None
         if spec is not None:
             for loc in spec.submodule_search_locations or ([spec.origin] if spec.origin else []):
-                dirs.add(loc if os.path.isdir(loc) else os.path.dirname(loc))
-    return tuple(sorted(d for d in dirs if os.path.isdir(d)))
+                dirs.add(loc)  # a package directory, or a single-file module (lzo's .so) itself
+    return tuple(sorted(d for d in dirs if os.path.exists(d)))
 
 
 _JAIL_PREFIX = "virtkit-jail-"

@@ -166,14 +166,49 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
     _check(ret, f"mount {target}")
 
 
+_PACKAGE_DIRS = ("site-packages", "dist-packages")
+
+
 def _bind_code(jail: str, code_dirs: tuple[str, ...]) -> None:
-    """A read-only tmpfs holding read-only bind mounts of the code directories (raises OSError)."""
+    """A read-only tmpfs holding read-only bind mounts of the code paths (raises OSError).
+
+    A ``site-packages``/``dist-packages`` directory inside a bound directory (a pyenv or
+    source-built Python keeps it inside the standard library's) is covered by an empty
+    tmpfs, and the code paths under it (virtkit, the decompressors) are bound back: the
+    worker sees those packages and no other installed one.
+    """
+    paths = sorted(set(code_dirs), key=lambda q: (q.count("/"), q))
+    dirs = [q for q in paths if os.path.isdir(q)]
+    masks = sorted({os.path.join(d, sub) for d in dirs for sub in _PACKAGE_DIRS
+                    if os.path.isdir(os.path.join(d, sub))} - set(paths))
+
+    def under_mask(q: str) -> bool:
+        return any(q.startswith(m + "/") for m in masks)
+
+    def bind(src: str) -> None:
+        target = os.path.join(jail, src.lstrip("/"))
+        if os.path.isdir(src):
+            os.makedirs(target, mode=0o755, exist_ok=True)
+        else:  # a single-file module: bind it onto an empty file
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            if not os.path.exists(target):
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+        _mount(src, target, None, MS_BIND)
+        _mount(src, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
     _mount("virtkit-jail", jail, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=256,mode=0755")
-    for d in code_dirs:
-        target = os.path.join(jail, d.lstrip("/"))
-        os.makedirs(target, mode=0o755, exist_ok=True)
-        _mount(d, target, None, MS_BIND)
-        _mount(d, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for q in paths:
+        if not under_mask(q):
+            bind(q)
+    for m in masks:
+        _mount("virtkit-mask", os.path.join(jail, m.lstrip("/")), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+               "size=16k,nr_inodes=64,mode=0755")
+    for q in paths:
+        if under_mask(q):
+            bind(q)
+    for m in masks:
+        _mount("virtkit-mask", os.path.join(jail, m.lstrip("/")), None,
+               MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _mount("virtkit-jail", jail, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
