@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ GOLDEN_FORMATS = {"text": "txt", "json": "json", "sxp": "txt", "simple": "txt", 
                   "libvirt": "xml"}
 GOLDEN_ARGS = "console=hvc0 x='a b' y=\"<&>\""
 TEMP_NAME = re.compile(r"boot_(kernel|ramdisk)\.[a-z0-9_]{8}")
+STABLE_NAME = re.compile(r"\b(?:vmlinuz|initrd\.img)\b")
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,10 @@ CASES = [
            golden=f"extract-{fmt}.{ext}") for fmt, ext in GOLDEN_FORMATS.items()),
     Case("extract-not-bootable", ("boot", "extract", "{legacy}", "--to", "{out}", "--entry", "Xen"), status=6,
          stderr=r"'Xen' is not bootable"),
+    Case("extract-stable-names", ("boot", "extract", "{legacy}", "--to", "{out}", "--stable-names", "--format", "simple"),
+         stdout=r"^kernel {out}/vmlinuz\nramdisk {out}/initrd\.img\nargs ro root=/dev/xvda1 quiet\n\n?$"),
+    Case("stable-names-need-to", ("boot", "extract", "{legacy}", "--stable-names"), status=2,
+         stderr=r"--stable-names needs --to DIR"),
     Case("extract-to-missing", ("boot", "extract", "{legacy}", "--to", "{tmp}/nope"), status=2,
          stderr=r"--to {tmp}/nope: not an existing directory"),
     Case("extract-image-isolated", ("boot", "extract", "{img}", "--to", "{out}", "--runas", "65534"),
@@ -212,7 +218,8 @@ def test_boot_cli(case: Case, places: dict[str, str], capfd: pytest.CaptureFixtu
         if "usage:" not in err:  # argparse prints its usage line first; ours are one line
             assert err.count("\n") == 1, err
     if case.status == 0 and "{out}" in case.argv:  # the names printed are the files extracted, and only those
-        assert {m.group(0) for m in TEMP_NAME.finditer(out)} == set(os.listdir(places["out"])), out
+        printed = TEMP_NAME.finditer(out) if "--stable-names" not in case.argv else STABLE_NAME.finditer(out)
+        assert {m.group(0) for m in printed} == set(os.listdir(places["out"])), out
     if case.golden is not None:
         assert_golden(TEMP_NAME.sub(r"boot_\1.XXXXXXXX", out.replace(places["tmp"], "{tmp}")), f"cli/boot/{case.golden}")
     if case.stdout is not None:
@@ -252,3 +259,38 @@ def test_every_format_has_a_golden() -> None:
     goldens = {c.golden for c in CASES}
     for fmt, ext in GOLDEN_FORMATS.items():
         assert f"extract-{fmt}.{ext}" in goldens, fmt
+
+
+def test_stable_names_replace_atomically_and_drop_a_stale_initrd(places: dict[str, str],
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """--stable-names: the same two paths across runs, each replaced by rename(), no random names left."""
+    out = Path(places["tmp"]) / "stable"
+    out.mkdir(exist_ok=True)
+    argv = ["boot", "extract", places["legacy"], "--to", str(out), "--stable-names", "--format", "json"]
+    status, text, err = run(argv, capfd)
+    assert status == 0, err
+    first = json.loads(text)
+    assert first["kernel"] == str(out / "vmlinuz") and first["ramdisk"] == str(out / "initrd.img")
+    kernel_inode = (out / "vmlinuz").stat().st_ino
+    (out / "vmlinuz.keep").hardlink_to(out / "vmlinuz")  # a reader holding the old file keeps it whole
+    status, text, err = run(argv, capfd)
+    assert status == 0, err
+    assert (out / "vmlinuz").stat().st_ino != kernel_inode  # a new file renamed over the old one
+    assert (out / "vmlinuz.keep").read_bytes() == (out / "vmlinuz").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["initrd.img", "vmlinuz", "vmlinuz.keep"]
+    # an entry without an initrd: the earlier initrd.img must not stay next to the new kernel
+    status, text, err = run([*argv, "--entry", "Old"], capfd)
+    assert status == 0, err
+    assert json.loads(text)["ramdisk"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["vmlinuz", "vmlinuz.keep"]
+
+
+def test_a_failed_run_leaves_no_temporary_directory(places: dict[str, str], capfd: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --to the run makes its own directory; a failing extraction removes it again."""
+    tmp = Path(places["tmp"]) / "tmpdirs"
+    tmp.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    status, _out, err = run(["boot", "extract", places["legacy"], "--entry", "Xen"], capfd)
+    assert status == 6 and "is not bootable" in err
+    assert list(tmp.iterdir()) == []

@@ -28,6 +28,7 @@ single error mapping.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pwd
@@ -40,7 +41,7 @@ from typing import Any, TextIO
 
 from virtkit.boot.config import FLAVOURS, PLATFORMS, GuestMenu, MenuOptions, discover_menu
 from virtkit.boot.config.source import BootFiles
-from virtkit.boot.extract.formats import PYGRUB_FORMATS, render_libvirt, render_pygrub, render_qemu
+from virtkit.boot.extract.formats import PYGRUB_FORMATS, BootTarget, render_libvirt, render_pygrub, render_qemu
 from virtkit.boot.menu import (
     SCHEMA_VERSION,
     menu_to_json,
@@ -154,8 +155,16 @@ def _extract(args: argparse.Namespace, ctx: BootContext) -> tuple[Extracted, str
             extras.append(choice.extra_args)
     else:
         path, _entry = resolve_boot_target(gm.menu, args.entry)
+    if args.stable_names and not args.to:
+        raise UsageError("--stable-names needs --to DIR (a directory kept for this guest)")
     out_dir = args.to or tempfile.mkdtemp(prefix="virtkit-boot-")
-    done = extract(ctx.channel, ctx.request.options, ctx.request.limits, out_dir, path=path, body=body, extras=extras)
+    try:
+        done = extract(ctx.channel, ctx.request.options, ctx.request.limits, out_dir, path=path, body=body,
+                       extras=extras)
+    except BaseException:
+        if not args.to:
+            os.rmdir(out_dir)  # our own temporary directory: nothing left behind
+        raise
     return done, path_str(path)
 
 
@@ -196,14 +205,35 @@ def _render_result(fmt: str, done: Extracted, path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_extract(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
-    done, path = _extract(args, ctx)
+STABLE_KERNEL = "vmlinuz"
+STABLE_INITRD = "initrd.img"
+
+
+def _finish(args: argparse.Namespace, done: Extracted, path: str) -> str:
+    """Render the result and commit the files (under their stable names with --stable-names)."""
     try:
-        text = _render_result(args.format, done, path)
-        done.files.commit()
+        if not args.stable_names:
+            text = _render_result(args.format, done, path)
+            done.files.commit()
+            return text
+        t = done.target
+        directory = os.path.dirname(t.kernel)
+        renames = {os.path.basename(t.kernel): STABLE_KERNEL}
+        ramdisk = None
+        if t.ramdisk:
+            renames[os.path.basename(t.ramdisk)] = STABLE_INITRD
+            ramdisk = os.path.join(directory, STABLE_INITRD)
+        stable = dataclasses.replace(done, target=BootTarget(os.path.join(directory, STABLE_KERNEL), ramdisk, t.args))
+        text = _render_result(args.format, stable, path)
+        done.files.commit(renames, drop=() if ramdisk else (STABLE_INITRD,))
+        return text
     finally:
         done.files.close()
-    out.write(text)
+
+
+def _run_extract(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
+    done, path = _extract(args, ctx)
+    out.write(_finish(args, done, path))
     return 0
 
 
@@ -212,11 +242,7 @@ def _run_run(args: argparse.Namespace, ctx: BootContext, out: TextIO) -> int:
         return _run_extract(args, ctx, out)
     resolve_boot_target(ctx.guest_menu.menu, args.entry)  # a bad --entry fails before anything is printed
     done, path = _extract(args, ctx)
-    try:
-        text = _render_result(args.format, done, path)
-        done.files.commit()
-    finally:
-        done.files.close()
+    text = _finish(args, done, path)
     # the menu tree is for people; a machine format (json, sxp, simple0, qemu, ...) stays parseable
     out.write(render_tree(ctx.guest_menu.menu) + "\n" + text if args.format == "text" else text)
     return 0
@@ -264,6 +290,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="list/explain: print the menu as JSON (docs/boot-json.md)")
     p.add_argument("--to", metavar="DIR", help="run/extract: write boot_kernel.XXXXXXXX and boot_ramdisk.XXXXXXXX "
                    "here (default: a new temporary directory)")
+    p.add_argument("--stable-names", action="store_true",
+                   help=f"run/extract: name the files {STABLE_KERNEL} and {STABLE_INITRD} in --to DIR, each replaced "
+                   "atomically, so a libvirt domain's <kernel>/<initrd> paths stay valid across kernel updates")
     p.add_argument("--format", default="text", choices=("text", "json", *PYGRUB_FORMATS, "qemu", "libvirt"),
                    help="run/extract: how to print the result (default: text)")
     p.add_argument("--args", metavar="ARGS", help="run/extract: append these kernel arguments")

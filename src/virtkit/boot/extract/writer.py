@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from virtkit.errors import LimitExceeded, OutputError
 
@@ -99,8 +99,36 @@ class OutputFiles:
             os.close(fd)
         return path, total
 
-    def commit(self) -> None:
-        """Keep the files (the caller hands their paths to the toolstack)."""
+    def commit(self, renames: Mapping[str, str] | None = None, *, drop: Iterable[str] = ()) -> None:
+        """Keep the files (the caller hands their paths to the toolstack).
+
+        Args:
+            renames: created name -> final name in the same directory, each moved with one
+                ``rename()`` (atomic: a reader sees the old file or the new one, never a mix);
+                an existing file of that name is replaced.  Stable names let a libvirt domain
+                refer to the same paths across kernel updates.
+            drop: final names to remove if they are regular files (a stale initrd from an
+                earlier run when the entry now has none).
+
+        Raises:
+            OutputError: a rename failed (the files are then removed, as on any failure).
+        """
+        for old, new in (renames or {}).items():
+            if old not in self._created or not new or "/" in new or new in (".", ".."):
+                raise OutputError(f"cannot rename {old!r} to {new!r} in {self.directory}")
+            try:
+                os.replace(old, new, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except OSError as exc:
+                raise OutputError(f"cannot rename {old} to {new} in {self.directory}: {exc.strerror}") from None
+            self._created.remove(old)  # complete and in place: not ours to remove any more
+        for name in drop:
+            try:
+                if stat.S_ISREG(os.stat(name, dir_fd=self._dir_fd, follow_symlinks=False).st_mode):
+                    os.unlink(name, dir_fd=self._dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise OutputError(f"cannot remove the stale {name} in {self.directory}: {exc.strerror}") from None
         self._committed = True
 
     def abort(self) -> None:
