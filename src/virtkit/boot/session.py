@@ -119,7 +119,7 @@ class BootSession:
             if cmd == "set":
                 return [sanitize_text(f"{k}={v}") for k, v in sorted(self.menu.env.items())] or ["(no environment)"]
             if cmd == "help":
-                return ["ls [(DEVICE)][PATH]   list devices or a directory", "cat (DEVICE)PATH     show a text file", "set                  show the environment block", "boot                 boot the default entry"]
+                return ["ls [(DEVICE)][PATH]   list devices or a directory", "cat (DEVICE)PATH     show a text file", "set [NAME=VALUE]     show the environment block; set a variable for the entry booted", "boot                 boot the default entry"]
         except VirtkitError as exc:
             return [f"error: {sanitize_text(str(exc))}"]
         return [f"error: can't find command `{sanitize_text(cmd)}'."]

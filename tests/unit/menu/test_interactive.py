@@ -151,3 +151,40 @@ def test_hidden_timeout_style() -> None:
 def test_no_timeout_waits_forever() -> None:
     m = BootMenu(loader="grub2", config=MENU.config, items=MENU.items, default=(0,), timeout=None)
     assert MenuSession(m).tick(1e9) is None
+
+
+def _type(sess: MenuSession, text: str) -> None:
+    for ch in text:
+        sess.key(ch)
+
+
+def test_set_at_the_command_line_reaches_the_booted_entry() -> None:
+    """`c`, `set NAME=VALUE`: the entry then booted runs with it, re-evaluated by the real interpreter."""
+    from virtkit.boot.config.grub2 import evaluate_entry_body, load_grub2_menu
+    from virtkit.boot.config.source import MemoryFiles
+    from virtkit.limits import Limits
+
+    cfg = b"menuentry 'Linux' { linux /vmlinuz root=$myroot quiet; }\nmenuentry 'Other' { linux /vmlinuz other; }\n"
+    files = MemoryFiles({"hd0,msdos1": {"/boot/grub/grub.cfg": cfg, "/vmlinuz": b"k"}})
+    menu = load_grub2_menu(files, "hd0,msdos1", "/boot/grub/grub.cfg", limits=Limits())
+    assert menu.items[0].cmdline == "root= quiet"  # type: ignore[union-attr]
+    sess = MenuSession(menu, run_command=lambda line: ["(no environment)"])
+    press(sess, "c")
+    _type(sess, "set myroot=/dev/xvda9 it's")
+    press(sess, Key.ENTER)
+    assert sess.output[-1] == "myroot=/dev/xvda9 it's  (set for the entry booted from this menu)"
+    _type(sess, "set")
+    press(sess, Key.ENTER)
+    assert sess.output[-2:] == ["(no environment)", "myroot=/dev/xvda9 it's  (set here)"]
+    _type(sess, "set 9bad=x")
+    press(sess, Key.ENTER)
+    assert sess.output[-1].startswith("error: usage: set NAME=VALUE")
+    choice = press(sess, Key.ESC, Key.ENTER)  # back to the menu; boot the highlighted (first) entry
+    assert choice is not None and choice.path == (0,) and choice.body is not None
+    booted = evaluate_entry_body(files, menu, choice.path, choice.body, limits=Limits())
+    # $myroot is unquoted in the entry, so GRUB splits it into two arguments and re-quotes the `'`
+    assert booted.cmdline == "root=/dev/xvda9 it\\'s quiet"
+
+
+def test_without_set_the_choice_carries_no_commands() -> None:
+    assert press(s(), Key.ENTER) == BootChoice((1, 1))  # no body: the worker boots the entry as loaded

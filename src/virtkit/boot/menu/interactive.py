@@ -26,10 +26,11 @@ menu).  Every guest string is sanitised before it is rendered.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from virtkit.boot.config.model import BootEntry, BootMenu, MenuItem, Submenu
+from virtkit.boot.config.model import BootEntry, BootMenu, MenuItem, Submenu, iter_entries
 from virtkit.sanitize import sanitize_text
 
 __all__ = ["BootChoice", "Key", "MenuSession", "Mode", "Screen"]
@@ -57,6 +58,14 @@ class Mode(enum.Enum):
     EDIT = "edit"
     COMMAND = "command"
     APPEND = "append"
+
+
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _grub_quote(value: str) -> str:
+    """A GRUB 2 word for ``value``: single-quoted, each ``'`` as ``'\\''``."""
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,9 @@ class MenuSession:
     input_text: str = ""
     output: list[str] = field(default_factory=list)
     message: str = ""
+    # ``set NAME=VALUE`` typed at the command line: GRUB keeps it in the context the entry then
+    # runs in; here it is prepended to the booted entry's commands, which the worker re-evaluates
+    variables: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stack = [_Level(self.menu.items, "", 0, ())]
@@ -174,7 +186,29 @@ class MenuSession:
             Mode.COMMAND: self._key_command,
             Mode.APPEND: self._key_append,
         }[self.mode]
-        return handler(k)
+        return self._with_variables(handler(k))
+
+    def _with_variables(self, choice: BootChoice | None) -> BootChoice | None:
+        """The choice with the command line's variables set before the entry's commands."""
+        if choice is None or not self.variables:
+            return choice
+        body = choice.body
+        if body is None:
+            entry = next((e for p, e in iter_entries(self.menu.items) if p == choice.path), None)
+            body = entry.body if entry is not None else None
+        if body is None:  # an engine without GRUB commands (extlinux, legacy): nothing to set them in
+            return choice
+        prefix = "".join(f"set {name}={_grub_quote(value)}\n" for name, value in self.variables.items())
+        return BootChoice(choice.path, body=prefix + body, extra_args=choice.extra_args)
+
+    def _set_variable(self, args: str) -> list[str]:
+        name, eq, value = args.strip().partition("=")
+        if not eq or not _VAR_NAME.fullmatch(name):
+            return ["error: usage: set NAME=VALUE (or set alone to list)"]
+        if len(self.variables) >= 64 or len(value) > 4096:
+            return ["error: too many or too long variables"]
+        self.variables[name] = value
+        return [f"{name}={value}  (set for the entry booted from this menu)"]
 
     def _key_hidden(self, k: Key | str) -> BootChoice | None:
         if k == Key.ENTER:
@@ -306,8 +340,12 @@ class MenuSession:
                     self.mode = Mode.MENU
                     return choice
                 self.output.append("error: no default entry to boot")
+            elif cmd.startswith("set ") and cmd[4:].strip():
+                self.output.extend(self._set_variable(cmd[4:]))
             elif cmd and self.run_command is not None:
                 self.output.extend(self.run_command(cmd))
+                if cmd == "set":
+                    self.output.extend(f"{n}={v}  (set here)" for n, v in self.variables.items())
             self.output = self.output[-500:]
         return None
 
