@@ -515,6 +515,13 @@ def main() -> int:
     # an installed package has its bytecode; this checkout may not (PYTHONDONTWRITEBYTECODE), so compile it once
     subprocess.run([PYTHON or sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "virtkit")], check=False,
                    stdout=subprocess.DEVNULL)
+    missing = [tool for tool, path in (("virt-get-kernel (apt-get install -y libguestfs-tools)",
+                                         shutil.which("virt-get-kernel") or ("-" if args.no_vgk else None)),
+                                        ("Xen's pygrub (apt-get install -y xen-utils-4.17)",
+                                         PYGRUB if os.path.exists(PYGRUB) else None)) if path is None]
+    if missing:
+        raise SystemExit("bench_zoo: the peers are missing: " + "; ".join(missing)
+                         + (" (or pass --no-vgk to skip virt-get-kernel)" if "virt-get" in missing[0] else ""))
     zoo = build_zoo()
     names = [n for n in all_names() if zoo.skip_reason(n) is None]
     if args.only:
