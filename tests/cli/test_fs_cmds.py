@@ -69,6 +69,15 @@ CASES = [
     Case("ls-iso-long", ("ls", "--long", "{iso}", "/"), golden="ls-iso-root-long.txt"),
     Case("ls-iso-json", ("ls", "--json", "{iso}", "/grub"), golden="ls-iso-grub.json"),
     Case("ls-iso-one-file", ("ls", "{iso}", "/grub/grub.cfg"), stdout=b"grub.cfg\n"),
+    # btrfs: paths from the top level (as GRUB and virtkit boot name them), or as a mount shows them
+    Case("ls-btrfs-top-level", ("ls", "{suse}", "/"), stdout=b"@\n"),
+    Case("ls-btrfs-snapshot-path", ("ls", "{suse}", "/@/.snapshots/1/snapshot/boot/vmlinuz-6.1.0-28-amd64"),
+         stdout=b"vmlinuz-6.1.0-28-amd64\n"),
+    Case("ls-btrfs-default-subvolume", ("ls", "--default-subvolume", "{suse}", "/"), stdout=b"boot\n"),
+    Case("cat-btrfs-default-subvolume", ("cat", "--default-subvolume", "{suse}", "/boot/grub/grub.cfg"),
+         stdout=GRUB_CFG),
+    Case("cat-btrfs-snapshot-path", ("cat", "{suse}", "/@/.snapshots/1/snapshot/boot/grub/grub.cfg"), stdout=GRUB_CFG),
+    Case("ls-btrfs-boot-not-at-top", ("ls", "{suse}", "/boot"), status=4, stderr=r"/boot: no such file or directory"),
     Case("ls-iso-symlink", ("ls", "{iso}", "/long-link"), stdout=b"long-link\n"),
     Case(
         "ls-iso-symlink-long",
@@ -166,6 +175,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "fat16": str(fixture_path("fat/fat16.img.gz")),
         "fat4k": str(fixture_path("fat/fat12-4k.img.gz")),
         "iso": str(fixture_path("iso9660/rr-joliet.iso.gz")),
+        "suse": str(fixture_path("btrfs/layout-opensuse.img.gz")),
         "lvm": str(fixture_path("volume/lvm.img.gz")),
         "dir": str(tree),
         "missing": str(root / "missing.img"),

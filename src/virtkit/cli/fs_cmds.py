@@ -86,8 +86,15 @@ def _describe(m: MountedVolume) -> str:
     return f"{m.volume.name} ({fstype})"
 
 
-def resolve(guest: Guest, spec: PathSpec, *, follow: bool = True) -> tuple[MountedVolume, Node]:
-    """The volume and node ``spec`` names.
+def _start(m: MountedVolume, mounted: bool) -> Node | None:
+    """Where paths start: the filesystem's root, or with ``mounted`` what a plain mount shows
+    (btrfs: the default subvolume; the same root elsewhere)."""
+    assert m.fs is not None
+    return m.fs.default_root() if mounted else None
+
+
+def resolve(guest: Guest, spec: PathSpec, *, follow: bool = True, mounted: bool = False) -> tuple[MountedVolume, Node]:
+    """The volume and node ``spec`` names (``mounted``: paths as a plain mount shows them).
 
     Raises:
         ImageError: the named volume does not exist or holds no readable filesystem, or
@@ -98,7 +105,7 @@ def resolve(guest: Guest, spec: PathSpec, *, follow: bool = True) -> tuple[Mount
     if spec.volume is not None:
         m = guest.find_filesystem(spec.volume)
         assert m.fs is not None
-        return m, m.fs.lookup(spec.path, follow=follow)
+        return m, m.fs.lookup(spec.path, follow=follow, root=_start(m, mounted))
     tried: list[str] = []
     unreadable: list[MountedVolume] = []
     for m in guest.filesystems():
@@ -106,7 +113,7 @@ def resolve(guest: Guest, spec: PathSpec, *, follow: bool = True) -> tuple[Mount
             unreadable.append(m)
             continue
         try:
-            return m, m.fs.lookup(spec.path, follow=follow)
+            return m, m.fs.lookup(spec.path, follow=follow, root=_start(m, mounted))
         except PathError:
             tried.append(_describe(m))
     if not tried:
@@ -150,7 +157,7 @@ def _entry(name: str, node: Node) -> dict[str, Any]:
     return out
 
 
-def _ls_entries(m: MountedVolume, path: str, node: Node, *, long: bool) -> list[tuple[str, Node]]:
+def _ls_entries(m: MountedVolume, path: str, node: Node, *, long: bool, mounted: bool = False) -> list[tuple[str, Node]]:
     """What to list for ``node`` (looked up without following a final symlink).
 
     A directory lists its children, sorted by name bytes.  A symlink is shown itself
@@ -162,7 +169,7 @@ def _ls_entries(m: MountedVolume, path: str, node: Node, *, long: bool) -> list[
     if node.type is FileType.SYMLINK:
         if long:
             return [(own_name, node)]
-        node = m.fs.lookup(path)
+        node = m.fs.lookup(path, root=_start(m, mounted))
     if node.type is not FileType.DIRECTORY:
         return [(own_name, node)]
     children = sorted(node.iter_dir(), key=lambda e: encode_name(e.name))
@@ -196,9 +203,11 @@ def run_ls(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     paths, spec = _split_args(args)
     limits = limits_from_args(args)
     with open_guest(paths, limits=limits, fmt=args.image_format, sector_size=args.sector_size, backing=args.backing) as guest:
-        m, node = resolve(guest, spec, follow=False)
+        m, node = resolve(guest, spec, follow=False, mounted=args.default_subvolume)
         assert m.fs is not None
-        rows = [_entry(name, child) for name, child in _ls_entries(m, spec.path, node, long=args.long or args.json)]
+        rows = [_entry(name, child)
+                for name, child in _ls_entries(m, spec.path, node, long=args.long or args.json,
+                                               mounted=args.default_subvolume)]
         if args.json:
             doc = {
                 "schema_version": JSON_SCHEMA_VERSION,
@@ -226,7 +235,7 @@ def run_cat(args: argparse.Namespace, *, out: BinaryIO | None = None) -> int:
     paths, spec = _split_args(args)
     limits = limits_from_args(args)
     with open_guest(paths, limits=limits, fmt=args.image_format, sector_size=args.sector_size, backing=args.backing) as guest:
-        m, node = resolve(guest, spec)
+        m, node = resolve(guest, spec, mounted=args.default_subvolume)
         if node.type is FileType.DIRECTORY:
             raise IsADirectory(f"{_describe(m)}: {spec.path} is a directory (use virtkit ls)", path=spec.path)
         src = node.open()  # refuses files over max_file_bytes
@@ -259,6 +268,13 @@ _EPILOG = (
 )
 
 
+def _add_subvolume_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--default-subvolume", action="store_true",
+                   help="btrfs: paths start in the default subvolume, as a plain mount (and virt-ls) shows them; "
+                   "without it they start at the top level, as GRUB and `virtkit boot` name them "
+                   "(/@/.snapshots/1/snapshot/boot)")
+
+
 def register(subparsers: Any) -> None:
     """Add the ``ls`` and ``cat`` subcommands."""
     ls = subparsers.add_parser(
@@ -271,6 +287,7 @@ def register(subparsers: Any) -> None:
     add_image_arguments(ls, nargs="+")
     ls.add_argument("-l", "--long", action="store_true", help="show mode, size, modification time (UTC) and link targets")
     ls.add_argument("--json", action="store_true", help="machine-readable output (docs/ls-json.md)")
+    _add_subvolume_argument(ls)
     ls.set_defaults(func=run_ls)
 
     cat = subparsers.add_parser(
@@ -281,4 +298,5 @@ def register(subparsers: Any) -> None:
         epilog=_EPILOG,
     )
     add_image_arguments(cat, nargs="+")
+    _add_subvolume_argument(cat)
     cat.set_defaults(func=run_cat)
