@@ -240,6 +240,18 @@ class Location:
         """``/boot/grub2/grub.cfg:42:25``"""
         return f"{self.file.display}:{self.line}:{self.col}"
 
+    def render_chain(self) -> str:
+        """`` (included from A:3:1 by `source ...`, from B:7:1 ...)``, or "" for a top-level file."""
+        from virtkit.sanitize import sanitize_text  # local: avoid a cycle at import
+
+        parts: list[str] = []
+        loc: Location | None = self
+        while loc is not None and loc.included_from is not None and len(parts) < 64:
+            how = f" by `{sanitize_text(loc.how)}`" if loc.how else ""
+            parts.append(f"{loc.included_from.render_prefix()}{how}")
+            loc = loc.included_from
+        return f" (included from {', from '.join(parts)})" if parts else ""
+
     def render_excerpt(self) -> str:
         """The source line, a caret under the column, and the include chain."""
         from virtkit.sanitize import sanitize_text  # local: avoid a cycle at import

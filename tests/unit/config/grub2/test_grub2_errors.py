@@ -59,11 +59,19 @@ def test_included_location_renders_the_chain() -> None:
     outer = ScriptText.from_file(SourceFile("hd0,msdos1", "/boot/grub/grub.cfg", "set a=1\nsource /boot/grub/custom.cfg\n"))
     interp.run_config(outer, "/boot/grub/grub.cfg")
     warning = next(w for w in interp.warnings if "syntax error" in w)
-    assert warning.startswith("(hd0,msdos1)/boot/grub/custom.cfg:1:6:")
+    assert warning.startswith("(hd0,msdos1)/boot/grub/custom.cfg:1:6: syntax error: ")
+    assert "syntax error: syntax error" not in warning
+    # the warning names the file and line that read the sourced file, and how
+    assert warning.endswith(" (included from (hd0,msdos1)/boot/grub/grub.cfg:2:1 by `source /boot/grub/custom.cfg`)")
+    # a file read while running grub.cfg line 2 carries that location as its include origin
+    interp.cur_script, interp.cur_pos = outer, outer.text.index("source")
     script = interp.read_config_file("/boot/grub/custom.cfg", how="source /boot/grub/custom.cfg")
     assert script is not None
-    loc = script.location(5)
-    assert loc.included_from is None or loc.included_from.file.path == "/boot/grub/grub.cfg"
+    inner = script.location(5)
+    assert inner.included_from is not None and inner.included_from.file.path == "/boot/grub/grub.cfg"
+    assert inner.included_from.line == 2
+    excerpt = inner.render_excerpt()
+    assert excerpt.splitlines()[-1] == "  included from (hd0,msdos1)/boot/grub/grub.cfg:2:1 (source /boot/grub/custom.cfg)"
 
 
 @pytest.mark.differential

@@ -187,8 +187,9 @@ class Interpreter:
     def warn(self, message: str, location: Location | None = None) -> None:
         loc = location if location is not None else self.location()
         prefix = f"{loc.render_prefix()}: " if loc is not None else ""
+        chain = loc.render_chain() if loc is not None else ""  # a sourced file: which file read it, where
         if len(self.warnings) < 10000:
-            self.warnings.append(prefix + message)
+            self.warnings.append(prefix + message + chain)
 
     def write(self, text: str) -> None:
         """Text GRUB would print on the console."""
@@ -295,7 +296,8 @@ class Interpreter:
                     self.printed_errors += 1
                     loc = script.location(unit.error_pos)
                     self.write("error: syntax error.\n")
-                    self.warn(f"syntax error: {unit.error} (GRUB skips to the next line)", loc)
+                    err = unit.error if unit.error.startswith("syntax error") else f"syntax error: {unit.error}"
+                    self.warn(f"{err} (GRUB skips to the next line)", loc)
                     if stop_on_error:
                         return E.GRUB_ERR_INVALID_COMMAND
                     continue
