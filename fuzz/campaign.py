@@ -95,14 +95,23 @@ def run_one(name: str, kind: str, runs: int, max_time: int | None, fill: bool) -
     return result
 
 
+def _lines(r: dict[str, object]) -> str:
+    """Line coverage of the corpus over the target's parser (fuzz/corpus_coverage.py), if measured."""
+    cov = r.get("line_coverage")
+    if not isinstance(cov, dict) or not cov.get("lines"):
+        return "-"
+    return f"{int(cov['covered']):,}/{int(cov['lines']):,} ({100 * int(cov['covered']) // int(cov['lines'])} %)"
+
+
 def table(results: dict[str, dict[str, object]]) -> str:
     rows = ["| target | coverage-guided executions | coverage (cov/ft) | corpus | corpus-mutation executions "
-            "| total executions | findings |", "|---|---:|---:|---:|---:|---:|---:|"]
+            "| total executions | lines of its parser the corpus reaches | findings |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in sorted(results):
         r = results[name]
         rows.append(f"| {name} | {int(r.get('atheris_executions', r['executions'])):,} | {r['coverage']}/{r['features']} "  # type: ignore[call-overload]
                     f"| {r['corpus']} | {int(r.get('mutation_executions', 0)):,} "  # type: ignore[call-overload]
-                    f"| {int(r.get('total_executions', r['executions'])):,} | {len(r['crashes'])} |")  # type: ignore[call-overload, arg-type]
+                    f"| {int(r.get('total_executions', r['executions'])):,} | {_lines(r)} | {len(r['crashes'])} |")  # type: ignore[call-overload, arg-type]
     return "\n".join(rows)
 
 

@@ -507,8 +507,10 @@ _DISKS = {
 }
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
-    Target("worker-frames", _worker_frames, _frames_seeds, "binary", ("virtkit.boot.worker",)),
-    Target("menu-codec", _menu_codec, _codec_seeds, "binary", ("virtkit.boot.worker", "virtkit.boot.config.model")),
+    Target("worker-frames", _worker_frames, _frames_seeds, "binary", ("virtkit.boot.worker",),
+           scope=("virtkit.boot.worker.protocol",)),
+    Target("menu-codec", _menu_codec, _codec_seeds, "binary", ("virtkit.boot.worker", "virtkit.boot.config.model"),
+           scope=("virtkit.boot.worker.codec",)),
     Target("qcow2-header", _qcow2, _qcow2_seeds, "binary", ("virtkit.boot.image",)),
     Target("qcow2", _qcow2_patch("image/zlib.qcow2.gz"), _patch_seeds("image/zlib.qcow2.gz"), "patch", ("virtkit.boot.image",)),
     Target("qcow2-subclusters", _qcow2_patch("image/subclusters.qcow2.gz"), _patch_seeds("image/subclusters.qcow2.gz"), "patch",
