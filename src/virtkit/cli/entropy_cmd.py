@@ -119,6 +119,20 @@ def register(subparsers: Any) -> None:
     a.add_argument("--rate-floor", type=int, default=1024, metavar="BYTES", help="report rates below this (bytes/s)")
     a.set_defaults(func=run_audit)
 
+    c = sub.add_parser("config", help="print the RNG configuration for a new guest (libvirt XML or QEMU arguments)",
+                       description="The RNG set-up virtkit recommends (entropy.md F2): rng-builtin by default; "
+                       "rng-egd on the guest's own socket of `virtkit entropy serve` with --accounting; <genid/>.")
+    c.add_argument("name", help="the guest (domain) name: names the per-guest socket")
+    c.add_argument("--qemu", action="store_true", help="QEMU arguments instead of libvirt XML")
+    c.add_argument("--accounting", action="store_true",
+                   help="rng-egd on this service's per-guest socket (counters, limits), with reconnect")
+    c.add_argument("--guest-dir", default=f"{RUNTIME_DIR}/guests", metavar="DIR", help="where per-guest sockets live")
+    c.add_argument("--rate", metavar="BYTES[/MS]", help="a device rate limit: BYTES per MS milliseconds (default 1000)")
+    c.add_argument("--no-genid", action="store_true", help="leave out <genid/> / -device vmgenid")
+    c.add_argument("--no-builtin", action="store_true",
+                   help="for libvirt < 6.1 / QEMU < 4.2: rng-random on /dev/urandom instead of rng-builtin")
+    c.set_defaults(func=run_config)
+
 
 def _no_action(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
@@ -374,6 +388,32 @@ def _host_has_rdrand(proc: str) -> bool | None:
     except OSError:
         return None
     return None
+
+
+def _parse_rate(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    nbytes, _, period = text.partition("/")
+    try:
+        rate = (int(nbytes), int(period) if period else 1000)
+    except ValueError:
+        raise UsageError(f"--rate {text}: expected BYTES or BYTES/MILLISECONDS") from None
+    if not (1 <= rate[0] <= 1 << 30 and 1 <= rate[1] <= 3_600_000):
+        raise UsageError(f"--rate {text}: out of range")
+    return rate
+
+
+def run_config(args: argparse.Namespace) -> int:
+    from virtkit.entropy.audit import generate_config
+
+    try:
+        text = generate_config(args.name, kind="qemu" if args.qemu else "libvirt", accounting=args.accounting,
+                               guest_dir=args.guest_dir, rate=_parse_rate(args.rate), genid=not args.no_genid,
+                               builtin=not args.no_builtin)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    sys.stdout.write(text + "\n")
+    return 0
 
 
 def run_audit(args: argparse.Namespace) -> int:

@@ -227,29 +227,15 @@ def fix_for(report: GuestReport, opts: AuditOptions | None = None) -> str | None
     if opts.accounting:
         keep = None
     lines: list[str] = []
+    unix_path: str | None = None
+    tcp: tuple[str, str] | None = None
+    if opts.accounting or (keep is not None and keep.path and keep.chardev in ("unix", None)):
+        unix_path = sock if opts.accounting else ((keep.path if keep else None) or sock)
+    elif keep is not None and keep.host and keep.chardev != "udp":  # libvirt "tcp"; QEMU "socket"
+        tcp = (keep.host, keep.service or "")
     if guest.kind == "libvirt":
         if rng_codes:
-            lines.append("<rng model='virtio'>")
-            if rate is not None:
-                lines.append(f"  <rate bytes='{rate[0]}' period='{rate[1]}'/>")
-            if opts.accounting or (keep is not None and keep.chardev == "unix" and keep.path):
-                path = sock if opts.accounting else (keep.path if keep else sock)
-                lines += ["  <backend model='egd' type='unix'>",
-                          f"    <source mode='connect' path={_attr(path or sock)}>",
-                          "      <reconnect enabled='yes' timeout='1'/>",
-                          "    </source>",
-                          "  </backend>"]
-            elif keep is not None and keep.chardev == "tcp" and keep.host:
-                lines += ["  <backend model='egd' type='tcp'>",
-                          f"    <source mode='connect' host={_attr(keep.host)} service={_attr(keep.service or '')}>",
-                          "      <reconnect enabled='yes' timeout='1'/>",
-                          "    </source>",
-                          "  </backend>"]
-            elif builtin:
-                lines.append("  <backend model='builtin'/>")
-            else:
-                lines.append("  <backend model='random'>/dev/urandom</backend>")
-            lines.append("</rng>")
+            lines += libvirt_rng(rate=rate, unix_path=unix_path, tcp=tcp, builtin=builtin)
         if "no-genid" in codes:
             lines.append("<genid/>   <!-- directly inside <domain> -->")
         if "cpu-no-rdrand" in codes:
@@ -258,25 +244,78 @@ def fix_for(report: GuestReport, opts: AuditOptions | None = None) -> str | None
         return "\n".join(lines)
     args: list[str] = []
     if rng_codes:
-        dev = "-device virtio-rng-pci,rng=rng0" + (f",max-bytes={rate[0]},period={rate[1]}" if rate is not None else "")
-        if opts.accounting or (keep is not None and (keep.path or keep.host)):
-            if opts.accounting or (keep is not None and keep.path):
-                where = f"path={(sock if opts.accounting or keep is None else keep.path or sock).replace(',', ',,')}"
-            else:
-                assert keep is not None
-                where = f"host={keep.host},port={keep.service}"
-            args += [f"-chardev socket,id=chrrng0,{where},reconnect=1",
-                     "-object rng-egd,id=rng0,chardev=chrrng0", dev]
-        elif builtin:
-            args += ["-object rng-builtin,id=rng0", dev]
-        else:
-            args += ["-object rng-random,id=rng0,filename=/dev/urandom", dev]
+        args += qemu_rng(rate=rate, unix_path=unix_path, tcp=tcp, builtin=builtin)
     if "no-genid" in codes:
         args.append("-device vmgenid")
     if "cpu-no-rdrand" in codes:
         model = guest.cpu_model if guest.cpu_model and guest.cpu_model not in ("host", "max") else "qemu64"
         args.append(f"-cpu host   (or: -cpu {model},+rdrand where the host has it)")
     return "\n".join(args) if args else None
+
+
+def libvirt_rng(*, rate: tuple[int, int] | None, unix_path: str | None, tcp: tuple[str, str] | None,
+                builtin: bool) -> list[str]:
+    """A libvirt ``<rng>`` element: EGD on a unix socket or TCP (with reconnect), else builtin
+    (or /dev/urandom where libvirt/QEMU are too old for builtin)."""
+    lines = ["<rng model='virtio'>"]
+    if rate is not None:
+        lines.append(f"  <rate bytes='{rate[0]}' period='{rate[1]}'/>")
+    if unix_path is not None:
+        lines += ["  <backend model='egd' type='unix'>",
+                  f"    <source mode='connect' path={_attr(unix_path)}>",
+                  "      <reconnect enabled='yes' timeout='1'/>",
+                  "    </source>",
+                  "  </backend>"]
+    elif tcp is not None:
+        lines += ["  <backend model='egd' type='tcp'>",
+                  f"    <source mode='connect' host={_attr(tcp[0])} service={_attr(tcp[1])}>",
+                  "      <reconnect enabled='yes' timeout='1'/>",
+                  "    </source>",
+                  "  </backend>"]
+    elif builtin:
+        lines.append("  <backend model='builtin'/>")
+    else:
+        lines.append("  <backend model='random'>/dev/urandom</backend>")
+    lines.append("</rng>")
+    return lines
+
+
+def qemu_rng(*, rate: tuple[int, int] | None, unix_path: str | None, tcp: tuple[str, str] | None,
+             builtin: bool) -> list[str]:
+    """The QEMU arguments for the same device (``reconnect=1`` on the EGD socket)."""
+    dev = "-device virtio-rng-pci,rng=rng0" + (f",max-bytes={rate[0]},period={rate[1]}" if rate is not None else "")
+    if unix_path is not None or tcp is not None:
+        where = f"path={unix_path.replace(',', ',,')}" if unix_path is not None else f"host={tcp[0]},port={tcp[1]}"  # type: ignore[index]
+        return [f"-chardev socket,id=chrrng0,{where},reconnect=1", "-object rng-egd,id=rng0,chardev=chrrng0", dev]
+    if builtin:
+        return ["-object rng-builtin,id=rng0", dev]
+    return ["-object rng-random,id=rng0,filename=/dev/urandom", dev]
+
+
+def generate_config(name: str, *, kind: str, accounting: bool = False, guest_dir: str = DEFAULT_GUEST_DIR,
+                    rate: tuple[int, int] | None = None, genid: bool = True, builtin: bool = True) -> str:
+    """F2, the generator: the RNG configuration for a new guest ``name``.
+
+    ``rng-builtin`` by default (QEMU's own getrandom, no daemon: the best choice unless
+    something must be accounted or limited); with ``accounting`` ``rng-egd`` on the guest's
+    own socket of ``virtkit entropy serve`` with reconnect; ``rate`` as (bytes, period ms);
+    ``<genid/>`` so clones and restored snapshots reseed.  ``kind``: ``libvirt`` (XML) or
+    ``qemu`` (arguments).
+    """
+    if kind not in ("libvirt", "qemu"):
+        raise ValueError(f"kind must be libvirt or qemu, not {kind!r}")
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a usable guest name: {name!r}")
+    unix_path = f"{guest_dir.rstrip('/')}/{name}.sock" if accounting else None
+    if kind == "libvirt":
+        lines = libvirt_rng(rate=rate, unix_path=unix_path, tcp=None, builtin=builtin)
+        if genid:
+            lines.append("<genid/>   <!-- directly inside <domain> -->")
+        return "\n".join(lines)
+    args = qemu_rng(rate=rate, unix_path=unix_path, tcp=None, builtin=builtin)
+    if genid:
+        args.append("-device vmgenid")
+    return "\n".join(args)
 
 
 def _attr(value: str) -> str:
