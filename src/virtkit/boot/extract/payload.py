@@ -21,8 +21,9 @@ from typing import Protocol
 
 from virtkit._streams import ByteSource, iter_chunks
 from virtkit.boot.config.model import BootEntry, FileRef
-from virtkit.errors import FileNotFound, LimitExceeded, SelectionError
+from virtkit.errors import FileNotFound, LimitExceeded, SelectionError, UnsupportedFeature
 from virtkit.limits import Limits
+from virtkit.sanitize import sanitize_text
 
 __all__ = ["INITRD_ALIGN", "Payload", "StreamingFiles", "iter_payload_ramdisk", "open_payload", "open_ref"]
 
@@ -77,11 +78,16 @@ def open_payload(files: StreamingFiles, entry: BootEntry, *, limits: Limits) -> 
 
     Raises:
         SelectionError: the entry does not load a Linux kernel.
+        UnsupportedFeature: an initrd GRUB would wrap in a generated cpio (``newc:NAME:FILE``).
         FileNotFound: a file is missing.
         LimitExceeded: the kernel or the ramdisk is over its limit.
     """
     if not entry.bootable or entry.kernel is None:
         raise SelectionError(f"entry {entry.title_display!r} loads no Linux kernel ({entry.kind.value})")
+    for r in entry.initrds:
+        if r.written.startswith("newc:"):
+            raise UnsupportedFeature(f"initrd {sanitize_text(r.written)}: GRUB wraps this file in a generated cpio "
+                                     "member; virtkit does not build that ramdisk, so it will not hand over a different one")
     kernel = open_ref(files, entry.kernel, "kernel")
     limits.check("max_kernel_bytes", kernel.size, f"kernel {entry.kernel.display()}")
     initrds = tuple(open_ref(files, r, "initrd") for r in entry.initrds)

@@ -119,13 +119,20 @@ def cmd_initrd(interp: Interpreter, name: str, args: list[str], _block: bool) ->
     first_err: tuple[int, str] | None = None
     for a in args:
         written = a
+        newc = False
         if a.startswith("newc:"):
             rest = a[5:]
             colon = rest.find(":")
             if colon >= 0:
-                st.note(f"initrd {a}: packed into a generated cpio as {rest[:colon]}")
+                # GRUB wraps the file in a cpio member of that name (with directories and a
+                # trailer, its format depending on GRUB's version); virtkit does not build it
+                st.note(f"initrd {a}: GRUB packs it into a generated cpio as {rest[:colon]}; virtkit cannot "
+                        "reproduce that ramdisk, so it refuses to extract this entry")
                 written = rest[colon + 1 :]
+                newc = True
         ref, err = _fileref(interp, written, "initrd", st)
+        if newc:  # the reference keeps the newc: form, so extraction can see and refuse it
+            ref = FileRef(ref.device, ref.path, a)
         refs.append(ref)
         if err is not None and first_err is None:
             first_err = err
