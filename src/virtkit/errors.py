@@ -196,11 +196,12 @@ class LimitExceeded(VirtkitError):
 
     exit_status = 3
 
-    def __init__(self, name: str, value: int, maximum: int, where: str = "") -> None:
+    def __init__(self, name: str, value: int, maximum: int, where: str = "", *, location: object = None) -> None:
         self.name = name
         self.value = value
         self.maximum = maximum
         self.where = where
+        self.location = location  # a config Location (source line, caret, include chain), when there is one
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}{value} exceeds the {name} limit of {maximum} (raise it with --limit {name}=N)")
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from virtkit import __version__
-from virtkit.errors import ConfigError, VirtkitError
+from virtkit.errors import ConfigError, LimitExceeded, VirtkitError
 from virtkit.sanitize import sanitize_text
 
 __all__ = ["EXIT_INTERNAL", "main", "report_error", "run_cli"]
@@ -65,13 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_error(exc: BaseException, *, prog: str, debug: bool, stream: TextIO | None = None) -> int:
-    """Print ``exc`` the way virtkit reports errors and return the exit status."""
+def report_error(exc: BaseException, *, prog: str, debug: bool, stream: TextIO | None = None,
+                 excerpt: bool = True) -> int:
+    """Print ``exc`` the way virtkit reports errors and return the exit status.
+
+    ``excerpt``: after the one error line, show a configuration error's source line, caret and
+    include chain (``virtkit-pygrub`` keeps to one line, as libxl logs it, unless ``--debug``).
+    """
     out = stream or sys.stderr
     if isinstance(exc, VirtkitError):
         out.write(f"{prog}: error: {sanitize_text(str(exc))}\n")
-        if isinstance(exc, ConfigError) and exc.location is not None and hasattr(exc.location, "render_excerpt"):
-            out.write(exc.location.render_excerpt() + "\n")
+        # a configuration error (or a limit a configuration hit) shows the source line, a caret and
+        # the include chain; an error rebuilt from the worker carries that excerpt as its detail
+        loc = getattr(exc, "location", None)
+        if not (excerpt or debug):
+            pass
+        elif loc is not None and hasattr(loc, "render_excerpt"):
+            out.write(loc.render_excerpt() + "\n")
+        elif isinstance(exc, (ConfigError, LimitExceeded)):
+            detail = str(exc.__dict__.get("detail") or "")
+            if detail:
+                out.write("\n".join(sanitize_text(line) for line in detail.splitlines()[:40]) + "\n")
         if debug:
             traceback.print_exception(exc, file=out)
         return exc.exit_status

@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.status
     except BaseException as exc:
         shown = os.path.basename(prog) or "virtkit-pygrub"
-        status = report_error(exc, prog=shown, debug=args.debug)
+        status = report_error(exc, prog=shown, debug=args.debug, excerpt=False)
         detail = getattr(exc, "detail", "")
         if args.debug and isinstance(detail, str) and detail:
             from virtkit.sanitize import sanitize_text

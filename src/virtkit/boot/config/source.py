@@ -260,10 +260,21 @@ class Location:
         out = [f"    {text}", "    " + " " * max(0, self.col - 1) + "^"]
         loc: Location | None = self
         depth = 0
+        chain: list[str] = []
         while loc is not None and loc.included_from is not None and depth < 64:
             inc = loc.included_from
             how = f" ({sanitize_text(loc.how)})" if loc.how else ""
-            out.append(f"  included from {inc.render_prefix()}{how}")
+            chain.append(f"  included from {inc.render_prefix()}{how}")
             loc = inc
             depth += 1
+        # an include loop repeats a cycle of lines: show the cycle once and say how often it repeats
+        period = next((q for q in range(1, 9) if len(chain) > q and all(chain[k] == chain[k + q]
+                                                                       for k in range(len(chain) - q))), 0)
+        if period == 1:
+            out.append(f"{chain[0]} [{len(chain)} times]")
+        elif period:
+            out += chain[:period]
+            out.append(f"  [the {period} lines above repeat {(len(chain) + period - 1) // period} times]")
+        else:
+            out += chain
         return "\n".join(out)

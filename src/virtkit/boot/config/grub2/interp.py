@@ -217,7 +217,7 @@ class Interpreter:
     def step(self) -> None:
         self.steps += 1
         if self.steps > self.limits.max_script_steps:
-            raise LimitExceeded("max_script_steps", self.steps, self.limits.max_script_steps, self._where())
+            raise LimitExceeded("max_script_steps", self.steps, self.limits.max_script_steps, self._where(), location=self.location())
 
     def _where(self) -> str:
         loc = self.location()
@@ -225,13 +225,13 @@ class Interpreter:
 
     def check_string(self, size: int) -> None:
         if size > self.limits.max_string_bytes:
-            raise LimitExceeded("max_string_bytes", size, self.limits.max_string_bytes, self._where())
+            raise LimitExceeded("max_string_bytes", size, self.limits.max_string_bytes, self._where(), location=self.location())
 
     def enter_call(self) -> None:
         self.call_depth += 1
         if self.call_depth > self.limits.max_call_depth:
             self.call_depth -= 1
-            raise LimitExceeded("max_call_depth", self.call_depth + 1, self.limits.max_call_depth, self._where())
+            raise LimitExceeded("max_call_depth", self.call_depth + 1, self.limits.max_call_depth, self._where(), location=self.location())
 
     # -- variables ---------------------------------------------------------
 
@@ -523,7 +523,7 @@ class Interpreter:
         self.include_depth += 1
         if self.include_depth > self.limits.max_include_depth:
             self.include_depth -= 1
-            raise LimitExceeded("max_include_depth", self.include_depth + 1, self.limits.max_include_depth, self._where())
+            raise LimitExceeded("max_include_depth", self.include_depth + 1, self.limits.max_include_depth, self._where(), location=self.location())
         old_file = self.get("config_file")
         old_dir = self.get("config_directory")
         if written.startswith("("):
@@ -563,6 +563,6 @@ class Interpreter:
             return self.error(E.GRUB_ERR_MENU, "no menu context")
         self.total_items += 1
         if self.total_items > self.limits.max_menu_entries:
-            raise LimitExceeded("max_menu_entries", self.total_items, self.limits.max_menu_entries, self._where())
+            raise LimitExceeded("max_menu_entries", self.total_items, self.limits.max_menu_entries, self._where(), location=self.location())
         menu.append(item)
         return 0
