@@ -436,10 +436,16 @@ def test_raid_profiles_built_on_loop_devices(profile: str, ndev: int, tmp_path: 
     try:
         for img in images:
             loops.append(_run("losetup", "-f", "--show", img).strip())
+        # the kernel's btrfs device registry may still hold a loop device of an earlier filesystem
+        # (another test detached it): forget every unmounted registration, then register ours
+        _run("btrfs", "device", "scan", "--forget", check=False)
         _run("mkfs.btrfs", "-q", "-f", "-m", profile, "-d", profile, *loops)
+        _run("btrfs", "device", "scan", *loops)
         _run("mount", "-o", ",".join(f"device={d}" for d in loops[1:]), loops[0], str(mnt))
         try:
             _run("cp", "-a", "--sparse=always", f"{tree}/.", str(mnt))
+            _run("sync", "-f", str(mnt))
+            assert sorted(os.listdir(mnt)) == sorted(os.listdir(tree)), "the copy did not land in the filesystem"
         finally:
             _run("umount", str(mnt))
     finally:
