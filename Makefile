@@ -9,6 +9,8 @@ test:
 fuzz:
 	python3 -m pip install -q atheris
 	python3 fuzz/campaign.py --runs 1000000 --jobs 2 --max-time 600 --fill
+	python3 fuzz/corpus_coverage.py
+	python3 fuzz/campaign.py --table
 
 fuzz-quick:
 	python3 -m pip install -q atheris
