@@ -76,3 +76,15 @@ def require_tool(*names: str) -> None:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def run_cli(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``virtkit ARGV`` in-process: (exit status, stdout, stderr); argparse exits count too."""
+    from virtkit.cli.main import main
+
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse
+        status = int(exc.code or 0)
+    out, err = capfd.readouterr()
+    return status, out, err

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_golden, fixture_path
-from virtkit.cli.main import build_parser, main
+from helpers import assert_golden, fixture_path, run_cli
+from virtkit.cli.main import build_parser
 
 LEGACY = {
     "grub/menu.lst": "default 1\ntimeout 5\ntitle Old\nroot (hd0,0)\nkernel /vmlinuz-old ro root=/dev/xvda1\n"
@@ -192,13 +192,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-def run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exc:  # argparse
-        status = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return status, out, err
+run = run_cli
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

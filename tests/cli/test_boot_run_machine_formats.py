@@ -12,16 +12,7 @@ import shutil
 
 import pytest
 
-from virtkit.cli.main import main
-
-
-def _run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return status, out, err
+from helpers import run_cli as _run
 
 
 def test_default_action_json_is_only_json(capfd: pytest.CaptureFixture[str]) -> None:

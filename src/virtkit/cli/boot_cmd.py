@@ -28,6 +28,7 @@ single error mapping.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -163,7 +164,8 @@ def _extract(args: argparse.Namespace, ctx: BootContext) -> tuple[Extracted, str
                        extras=extras)
     except BaseException:
         if not args.to:
-            os.rmdir(out_dir)  # our own temporary directory: nothing left behind
+            with contextlib.suppress(OSError):  # never hide the real error behind a cleanup failure
+                os.rmdir(out_dir)  # our own temporary directory: nothing left behind
         raise
     return done, path_str(path)
 

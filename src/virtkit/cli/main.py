@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write_excerpt(exc: VirtkitError, out: TextIO) -> None:
+    """A configuration error (or a limit a configuration hit): the source line, a caret and the
+    include chain; an error rebuilt from the worker carries that excerpt as its detail."""
+    loc = getattr(exc, "location", None)
+    if loc is not None and hasattr(loc, "render_excerpt"):
+        out.write(loc.render_excerpt() + "\n")
+    elif isinstance(exc, (ConfigError, LimitExceeded)):
+        detail = str(exc.__dict__.get("detail") or "")
+        if detail:
+            out.write("\n".join(sanitize_text(line) for line in detail.splitlines()[:40]) + "\n")
+
+
 def report_error(exc: BaseException, *, prog: str, debug: bool, stream: TextIO | None = None,
                  excerpt: bool = True) -> int:
     """Print ``exc`` the way virtkit reports errors and return the exit status.
@@ -75,17 +87,8 @@ def report_error(exc: BaseException, *, prog: str, debug: bool, stream: TextIO |
     out = stream or sys.stderr
     if isinstance(exc, VirtkitError):
         out.write(f"{prog}: error: {sanitize_text(str(exc))}\n")
-        # a configuration error (or a limit a configuration hit) shows the source line, a caret and
-        # the include chain; an error rebuilt from the worker carries that excerpt as its detail
-        loc = getattr(exc, "location", None)
-        if not (excerpt or debug):
-            pass
-        elif loc is not None and hasattr(loc, "render_excerpt"):
-            out.write(loc.render_excerpt() + "\n")
-        elif isinstance(exc, (ConfigError, LimitExceeded)):
-            detail = str(exc.__dict__.get("detail") or "")
-            if detail:
-                out.write("\n".join(sanitize_text(line) for line in detail.splitlines()[:40]) + "\n")
+        if excerpt or debug:
+            _write_excerpt(exc, out)
         if debug:
             traceback.print_exception(exc, file=out)
         return exc.exit_status

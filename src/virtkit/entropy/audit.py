@@ -284,8 +284,9 @@ def qemu_rng(*, rate: tuple[int, int] | None, unix_path: str | None, tcp: tuple[
              builtin: bool) -> list[str]:
     """The QEMU arguments for the same device (``reconnect=1`` on the EGD socket)."""
     dev = "-device virtio-rng-pci,rng=rng0" + (f",max-bytes={rate[0]},period={rate[1]}" if rate is not None else "")
-    if unix_path is not None or tcp is not None:
-        where = f"path={unix_path.replace(',', ',,')}" if unix_path is not None else f"host={tcp[0]},port={tcp[1]}"  # type: ignore[index]
+    where = (f"path={unix_path.replace(',', ',,')}" if unix_path is not None
+             else f"host={tcp[0]},port={tcp[1]}" if tcp is not None else None)
+    if where is not None:
         return [f"-chardev socket,id=chrrng0,{where},reconnect=1", "-object rng-egd,id=rng0,chardev=chrrng0", dev]
     if builtin:
         return ["-object rng-builtin,id=rng0", dev]

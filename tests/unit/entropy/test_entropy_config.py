@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import require_tool
-from virtkit.cli.main import main
+from helpers import require_tool, run_cli
 from virtkit.entropy.audit import AuditOptions, audit_guest, generate_config
 from virtkit.entropy.domains import from_domain_xml, from_qemu_cmdline
 from virtkit.entropy.qemuargs import QemuCommandLine
@@ -80,19 +79,14 @@ def test_no_genid_and_bad_names() -> None:
     (["entropy", "config", "vm1", "--rate", "lots"], 2, ""),
     (["entropy", "config", "a/b"], 2, ""),
 ])
-def test_cli(argv: list[str], status: int, out: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _exits(argv) == status
-    got = capsys.readouterr()
-    assert out in got.out
+def test_cli(argv: list[str], status: int, out: str, capfd: pytest.CaptureFixture[str]) -> None:
+    got_status, got_out, got_err = run_cli(argv, capfd)
+    assert got_status == status
+    assert out in got_out
     if status:
-        assert got.err.count("\n") == 1 and "error:" in got.err
+        assert got_err.count("\n") == 1 and "error:" in got_err
 
 
-def _exits(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
 
 
 @pytest.mark.parametrize("accounting", [False, True], ids=["builtin", "egd"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from virtkit.cli.main import main
+from helpers import run_cli as _run
 
 CFG = ("set timeout=0\n"
        "menuentry 'wrapped' { linux /vmlinuz ro; initrd newc:early/ucode.bin:/ucode.bin /initrd.img; }\n"
@@ -24,14 +24,6 @@ def guest(tmp_path: Path) -> Path:
         (root / name).write_bytes(data)
     return root
 
-
-def _run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return status, out, err
 
 
 def test_newc_entry_is_listed_with_the_reason(guest: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -240,16 +240,20 @@ class Location:
         """``/boot/grub2/grub.cfg:42:25``"""
         return f"{self.file.display}:{self.line}:{self.col}"
 
+    def includes(self) -> list[tuple[Location, str]]:
+        """The include chain, innermost first: (the location that read this file, how), at most 64."""
+        out: list[tuple[Location, str]] = []
+        loc: Location | None = self
+        while loc is not None and loc.included_from is not None and len(out) < 64:
+            out.append((loc.included_from, loc.how))
+            loc = loc.included_from
+        return out
+
     def render_chain(self) -> str:
         """`` (included from A:3:1 by `source ...`, from B:7:1 ...)``, or "" for a top-level file."""
         from virtkit.sanitize import sanitize_text  # local: avoid a cycle at import
 
-        parts: list[str] = []
-        loc: Location | None = self
-        while loc is not None and loc.included_from is not None and len(parts) < 64:
-            how = f" by `{sanitize_text(loc.how)}`" if loc.how else ""
-            parts.append(f"{loc.included_from.render_prefix()}{how}")
-            loc = loc.included_from
+        parts = [inc.render_prefix() + (f" by `{sanitize_text(how)}`" if how else "") for inc, how in self.includes()]
         return f" (included from {', from '.join(parts)})" if parts else ""
 
     def render_excerpt(self) -> str:
@@ -258,15 +262,8 @@ class Location:
 
         text = sanitize_text(self.file.line(self.line).expandtabs(1))
         out = [f"    {text}", "    " + " " * max(0, self.col - 1) + "^"]
-        loc: Location | None = self
-        depth = 0
-        chain: list[str] = []
-        while loc is not None and loc.included_from is not None and depth < 64:
-            inc = loc.included_from
-            how = f" ({sanitize_text(loc.how)})" if loc.how else ""
-            chain.append(f"  included from {inc.render_prefix()}{how}")
-            loc = inc
-            depth += 1
+        chain = [f"  included from {inc.render_prefix()}" + (f" ({sanitize_text(how)})" if how else "")
+                 for inc, how in self.includes()]
         # an include loop repeats a cycle of lines: show the cycle once and say how often it repeats
         period = next((q for q in range(1, 9) if len(chain) > q and all(chain[k] == chain[k + q]
                                                                        for k in range(len(chain) - q))), 0)

@@ -208,7 +208,7 @@ class MenuSession:
         if len(self.variables) >= 64 or len(value) > 4096:
             return ["error: too many or too long variables"]
         self.variables[name] = value
-        return [f"{name}={value}  (set for the entry booted from this menu)"]
+        return [sanitize_text(f"{name}={value}  (set for the entry booted from this menu)")]
 
     def _key_hidden(self, k: Key | str) -> BootChoice | None:
         if k == Key.ENTER:
@@ -345,7 +345,7 @@ class MenuSession:
             elif cmd and self.run_command is not None:
                 self.output.extend(self.run_command(cmd))
                 if cmd == "set":
-                    self.output.extend(f"{n}={v}  (set here)" for n, v in self.variables.items())
+                    self.output.extend(sanitize_text(f"{n}={v}  (set here)") for n, v in self.variables.items())
             self.output = self.output[-500:]
         return None
 

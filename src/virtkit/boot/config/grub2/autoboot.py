@@ -157,8 +157,6 @@ def autoboot_transcript(
         try:
             i.run_config(script, written)
         except MenuShown as shown:
-            if shown.extractor:
-                i.extractor_level = 1  # the menu is shown from inside the extractor
             _show_menu(sess, shown.context, nested=True, autobooted=False)
             return "".join(i.out)
         ctx = i.ctx

@@ -349,13 +349,16 @@ def _extract_entries(interp: Interpreter, script: ScriptText | None, written: st
     try:
         if script is not None:
             interp.run_config(script, written)
-    finally:
+    except BaseException:
         interp.extractor_level -= 1
+        raise
+    finally:
         interp.pop_context()
-    if new_env:
-        if child.menu:
-            raise MenuShown(child, written, extractor=True)
-        return 0
+    if new_env and child.menu:
+        # GRUB shows this menu from inside the extractor, so the level stays raised: the
+        # entries' bodies run under the same restriction (and cannot boot)
+        raise MenuShown(child, written)
+    interp.extractor_level -= 1
     if interp.ctx.menu is not None:
         interp.ctx.menu.extend(child.menu)
     return 0

@@ -55,13 +55,10 @@ class StopEvaluation(Exception):
 class MenuShown(Exception):
     """``configfile`` read a file with entries: GRUB now shows *that* menu."""
 
-    def __init__(self, context: Context, path: str, *, extractor: bool = False) -> None:
+    def __init__(self, context: Context, path: str) -> None:
         super().__init__(path)
         self.context = context
         self.path = path
-        # shown by extract_entries_configfile: GRUB is still in the extractor while this menu
-        # is up, so the entries' bodies run under its restriction too (they cannot boot)
-        self.extractor = extractor
 
 
 @dataclass
@@ -218,6 +215,13 @@ class Interpreter:
         self.steps += 1
         if self.steps > self.limits.max_script_steps:
             raise LimitExceeded("max_script_steps", self.steps, self.limits.max_script_steps, self._where(), location=self.location())
+
+    def refused_in_extractor(self, name: str) -> int:
+        """``grub_script_execute_cmdline``: inside extract_entries_* only GRUB_COMMAND_FLAG_EXTRACTOR
+        commands run (functions and assignments are not commands); the error code, or 0."""
+        if self.extractor_level and name not in EXTRACTOR_COMMANDS:
+            return self.error(E.GRUB_ERR_EXTRACTOR, f"{name} isn't allowed to execute in an extractor")
+        return 0
 
     def _where(self) -> str:
         loc = self.location()
@@ -439,10 +443,8 @@ class Interpreter:
                 self.print_error()
                 return 0
             ret = self.call_function(frec, args)
-        elif self.extractor_level and name not in EXTRACTOR_COMMANDS:
-            # grub_script_execute_cmdline: only GRUB_COMMAND_FLAG_EXTRACTOR commands run in
-            # extract_entries_source/configfile (functions and assignments are not commands)
-            ret = self.error(E.GRUB_ERR_EXTRACTOR, f"{name} isn't allowed to execute in an extractor")
+        elif self.extractor_level and (refused := self.refused_in_extractor(name)):  # cheap test first: hot path
+            ret = refused
         else:
             self.cur_how = name
             ret = cmd(self, name, args, node.block is not None)

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from virtkit.boot.config.grub2 import errcodes as E
 from virtkit.boot.config.grub2.builtins import build_command_table
 from virtkit.boot.config.grub2.defaults import (
     Resolution,
@@ -206,8 +205,6 @@ class Grub2Session:
             interp.run_config(script, written)
         except MenuShown as shown:
             self.shown_file = shown.path
-            if shown.extractor:
-                interp.extractor_level = 1  # the menu is shown from inside the extractor
             return shown.context
         except StopEvaluation as stop:
             self.stopped = stop
@@ -297,11 +294,10 @@ class Grub2Session:
         saved = (i.cur_script, i.cur_pos)
         try:
             i.step()  # the `setparams 'TITLE' ...` line: the same arguments again
-            if i.extractor_level:  # setparams is no extractor command
-                i.ctx.set("?", str(i.error(E.GRUB_ERR_EXTRACTOR, "setparams isn't allowed to execute in an extractor")))
+            refused = i.refused_in_extractor("setparams")
+            i.ctx.set("?", str(refused or 0))
+            if refused:
                 i.print_error()
-            else:
-                i.ctx.set("?", "0")
             i.cur_script = item.body_script
             for group in item.body_groups:
                 ret = i.exec_list_cmd(group)
