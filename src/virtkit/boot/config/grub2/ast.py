@@ -25,7 +25,7 @@ it parsed to (only used to report syntax errors when it is defined).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "Block",
@@ -76,6 +76,19 @@ class Word:
 
     parts: tuple[Part, ...]
     raw: str = ""
+    # the word's one argument when it needs no expansion at all: only literal parts and no
+    # backslash (escaping and unescaping are then the identity); None otherwise
+    lit: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        texts = []
+        for part in self.parts:
+            if type(part) is not Lit or not (part.text or part.q):  # an empty unquoted text is no argument
+                return
+            texts.append(part.text)
+        joined = "".join(texts)
+        if texts and "\\" not in joined:
+            object.__setattr__(self, "lit", joined)
 
     @property
     def is_plain(self) -> bool:

@@ -148,9 +148,9 @@ def autoboot_transcript(
     try:
         script = sess._read_main()
         if opts.flavour == "auto":
-            from virtkit.boot.config.grub2.session import _BLSCFG_RE
+            from virtkit.boot.config.grub2.session import mentions_blscfg
 
-            if _BLSCFG_RE.search(script.text):
+            if mentions_blscfg(script.text):
                 sess.flavour = "fedora"
                 sess.interp = i = sess._new_interp()
         written = f"({sess.device}){sess.path}"

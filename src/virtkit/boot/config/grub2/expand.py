@@ -225,6 +225,15 @@ def expand_argv(
     Returns:
         The arguments.
     """
+    if glob is None:  # the common case: words that need no expansion are their own argument
+        fast: list[str] = []
+        for word in words:
+            lit = word.lit
+            if lit is None or len(lit) > max_bytes:
+                break
+            fast.append(lit)
+        else:
+            return fast
     slots: list[str | None] = []
     for word in words:
         if not slots or slots[-1] is not None:

@@ -68,6 +68,12 @@ _VARREF = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9]+|\{[0-9
 _SIMPLE_WORD = re.compile(r"(?:[^{}|&$;<> \t\n'\"\\]++|'[^']*+'|\"(?:[^\"\\$]++|" + _VARREF + r")*+\"|" + _VARREF + ")++")  # possessive: no backtracking
 _FAST_WORD = re.compile(r"[ \t]*+(" + _SIMPLE_WORD.pattern + r")(?!['\"$\\])")
 _WORD_CONTINUES = frozenset("'\"$\\")  # after a run of plain characters these extend the word
+# A run of such words after a command's first word, each after blanks, none a comment:
+# exactly the tokens next_token would return one by one.
+# Lines a parser skips between commands: blank, or blanks and a comment (NEWLINE tokens only).
+_GAP = re.compile(r"(?:[ \t]*+(?:#[^\n]*+)?\n)*+")
+_FIRST_WORD = re.compile(r"[ \t]*+(?!#)(" + _SIMPLE_WORD.pattern + r")(?!['\"$\\])")
+_SIMPLE_RUN = re.compile(r"(?:[ \t]++(?!#)(?:" + _SIMPLE_WORD.pattern + r")(?!['\"$\\]))*+")
 
 _TWO_CHAR_OPS = {"||": TokenKind.OR, "&&": TokenKind.AND, ";;": TokenKind.SEMI2}
 _ONE_CHAR_OPS = {
@@ -96,6 +102,11 @@ class Lexer:
         pos: offset of the next unread character; the parser moves it to resync after errors.
     """
 
+    # The batch readers (:meth:`command_start`, :meth:`simple_words`) are shortcuts that
+    # must give the parser exactly what :meth:`next_token` alone gives; tests turn them off
+    # to compare.
+    batch = True
+
     def __init__(self, script: ScriptText) -> None:
         self.script = script
         self.text = script.text
@@ -105,11 +116,81 @@ class Lexer:
         # alone, so equal words share one Word object
         self._words: dict[str, tuple[TokenKind, Word]] = {}
 
+    def command_start(self) -> tuple[bool, Word | None, int]:
+        """Skip the NEWLINE tokens that follow; then take a command's first word if it is simple.
+
+        Returns:
+            (whether a newline was skipped, the first word or None, its offset).  None
+            when the next token is anything else (a reserved word, an operator, a word
+            with harder parts, the end): :meth:`next_token` reads it then.
+        """
+        text = self.text
+        p = self.pos
+        gap = _GAP.match(text, p).end()  # type: ignore[union-attr]  # matches the empty string
+        self.pos = gap
+        m = _FIRST_WORD.match(text, gap)
+        if m is None:
+            return gap > p, None, 0
+        raw = m.group(1)
+        hit = self._words.get(raw)
+        if hit is None:
+            hit = self._word_of(raw)
+        kind = hit[0]
+        if kind is not TokenKind.WORD and kind is not TokenKind.NAME:
+            return gap > p, None, 0
+        self.pos = m.end()
+        return gap > p, hit[1], m.start(1)
+
+    def simple_words(self) -> list[Word] | None:
+        """The run of simple words that follows, as one batch (None: there is none).
+
+        Equivalent to calling :meth:`next_token` while it returns WORD/NAME/reserved-word
+        tokens made only of easy parts (no backslash, no ``$"..."``), but with one
+        regular-expression pass for the whole run; only what a command's arguments need
+        (the words, not their positions) is produced.  A run holding ``[[`` or ``]]``
+        (tokens of their own kind) is left to :meth:`next_token`.
+        """
+        text = self.text
+        p = self.pos
+        end = _SIMPLE_RUN.match(text, p).end()  # type: ignore[union-attr]  # matches the empty string
+        if end == p:
+            return None
+        raws = _SIMPLE_WORD.findall(text, p, end)
+        if "[[" in raws or "]]" in raws:
+            return None
+        cache = self._words
+        out: list[Word] = []
+        for raw in raws:
+            hit = cache.get(raw)
+            if hit is None:
+                hit = self._word_of(raw)
+            out.append(hit[1])
+        self.pos = end
+        return out
+
+    def _word_of(self, raw: str) -> tuple[TokenKind, Word]:
+        """(kind, word) for the text of one simple word, cached."""
+        scratch = Lexer.__new__(Lexer)
+        scratch.text = raw
+        scratch.n = len(raw)
+        word, wend = scratch._read_word(0)
+        assert wend == len(raw)
+        kind = TokenKind.WORD
+        if word.is_plain and raw == word.parts[0].text:  # type: ignore[union-attr]
+            kind = KEYWORDS.get(raw) or (TokenKind.NAME if _NAME_FULL.match(raw) else TokenKind.WORD)
+        hit = (kind, word)
+        if len(self._words) < 65536:
+            self._words[raw] = hit
+        return hit
+
     def next_token(self, mode: LexMode = LexMode.COMMAND) -> Token:
         """The next token in COMMAND mode (the only mode a parser starts a token in)."""
         text = self.text
         n = self.n
         p = self.pos
+        if p < n and text[p] == "\n":  # the commonest token: the end of a command's line
+            self.pos = p + 1
+            return Token(TokenKind.NEWLINE, p, p + 1, "\n")
         m = _FAST_WORD.match(text, p)  # the common case: blanks, then a cached word
         if m is not None:
             hit = self._words.get(m.group(1))
@@ -146,14 +227,7 @@ class Lexer:
                 raw = m.group()
                 hit = self._words.get(raw)
                 if hit is None:
-                    word, wend = self._read_word(p)
-                    assert wend == end
-                    kind = TokenKind.WORD
-                    if word.is_plain and raw == word.parts[0].text:  # type: ignore[union-attr]
-                        kind = KEYWORDS.get(raw) or (TokenKind.NAME if _NAME_FULL.match(raw) else TokenKind.WORD)
-                    hit = (kind, word)
-                    if len(self._words) < 65536:
-                        self._words[raw] = hit
+                    hit = self._word_of(raw)
                 self.pos = end
                 return Token(hit[0], p, end, raw, hit[1])
         try:

@@ -190,9 +190,18 @@ class _UnitParser:
 
     def simple(self) -> Command:
         first = self.advance()
-        words: list[Word] = [first.word]  # type: ignore[list-item]
+        return self.simple_rest(first.word, first.start)  # type: ignore[arg-type]
+
+    def simple_rest(self, first: Word, start: int) -> Command:
+        """A simple command whose first word has been read (``la`` is empty)."""
+        words: list[Word] = [first]
         # hot loop: a word was just read, so no unit boundary can come before the next token
-        next_token = self.lex.next_token
+        lex = self.lex
+        next_token = lex.next_token
+        if lex.batch:
+            run = lex.simple_words()
+            if run is not None:
+                words += run
         tok = next_token()
         while tok.kind in _ARG_KINDS:
             words.append(tok.word)  # type: ignore[arg-type]
@@ -202,7 +211,7 @@ class _UnitParser:
         block = None
         if tok.kind is TokenKind.LBR:
             block = self.block()
-        return Command(tuple(words), block, first.start)
+        return Command(tuple(words), block, start)
 
     def block(self) -> Block:
         lbr = self.advance()
@@ -231,23 +240,40 @@ class _UnitParser:
         ``breaks`` collects the indexes of commands that start after a newline (unit
         boundaries when the block's text runs on its own).
         """
-        self.skip_newlines()
-        cmds = [self.command()]
+        _, first = self.command_after_newlines()
+        if first is None:
+            raise self.fail(self.peek(), "a command")
+        cmds = [first]
         while True:
             tok = self.peek()
             if tok.kind not in _DELIMS:
                 return cmds, False
             newline = tok.kind is TokenKind.NEWLINE
             self.advance()
-            while self.peek().kind is TokenKind.NEWLINE:
-                self.advance()
-                newline = True
-            if self.peek().kind in _CMD_START:
-                if newline and breaks is not None:
-                    breaks.append(len(cmds))
-                cmds.append(self.command())
-                continue
-            return cmds, True
+            skipped, cmd = self.command_after_newlines()
+            if cmd is None:
+                return cmds, True
+            if (newline or skipped) and breaks is not None:
+                breaks.append(len(cmds))
+            cmds.append(cmd)
+
+    def command_after_newlines(self) -> tuple[bool, Stmt | None]:
+        """Skip NEWLINE tokens, then parse a command if one starts there.
+
+        Only used inside a construct (``depth`` > 0), where a newline never ends the
+        unit.  Returns (whether a newline was skipped, the command or None).
+        """
+        skipped = False
+        if self.la is None and self.lex.batch:  # the fast path: a simple first word read straight from the text
+            skipped, word, start = self.lex.command_start()
+            if word is not None:
+                return skipped, self.simple_rest(word, start)
+        while self.peek().kind is TokenKind.NEWLINE:
+            self.advance()
+            skipped = True
+        if self.peek().kind in _CMD_START:
+            return skipped, self.command()
+        return skipped, None
 
     def delimited_list(self, expected: str) -> list[Stmt]:
         cmds, delimited = self.commands1()

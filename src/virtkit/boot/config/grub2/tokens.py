@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
+import re
+from collections.abc import Callable
 
 from virtkit.boot.config.source import Location, SourceFile
 
@@ -100,36 +103,108 @@ class Token:
         return f"Token({self.kind.name}, {self.start}, {self.end}, {self.text!r})"
 
 
+_COMMENT_LINE = re.compile(r"(?m)^#[^\n]*\n")
+
+
+def _file_maps(text: str) -> tuple[str, list[int], list[int]]:
+    """``read_config_file``'s line handling: (prepared text, line starts, original line numbers)."""
+    raw_lines = text.split("\n")
+    if raw_lines and raw_lines[-1] == "":
+        raw_lines.pop()  # text after the last newline is empty: no line
+    parts: list[str] = []
+    starts: list[int] = []
+    numbers: list[int] = []
+    pos = 0
+    for i, line in enumerate(raw_lines):
+        if "\r" in line:
+            line = line.replace("\r", "")
+        nul = line.find("\0")
+        if nul >= 0:
+            line = line[:nul]
+        if line.startswith("#"):
+            continue
+        starts.append(pos)
+        numbers.append(i + 1)
+        parts.append(line)
+        pos += len(line) + 1
+    return ("\n".join(parts) + "\n" if parts else ""), starts, numbers
+
+
+def _code_maps(code: str, first_line: int) -> tuple[str, list[int], list[int]]:
+    """``grub_script_execute_sourcecode``'s line handling (only NUL cuts, no ``#``/``\\r`` removal)."""
+    raw_lines = code.split("\n")
+    if raw_lines and raw_lines[-1] == "":
+        raw_lines.pop()
+    starts: list[int] = []
+    numbers: list[int] = []
+    pos = 0
+    kept: list[str] = []
+    for i, line in enumerate(raw_lines):
+        nul = line.find("\0")
+        if nul >= 0:
+            line = line[:nul]
+        starts.append(pos)
+        numbers.append(first_line + i)
+        kept.append(line)
+        pos += len(line) + 1
+    return ("\n".join(kept) + "\n" if kept else ""), starts, numbers
+
+
 class ScriptText:
     """The text the GRUB lexer sees, with a map back to the original lines.
+
+    The map (``line_starts``, ``line_numbers``) is only needed to name a location, so
+    it is computed on first use: a clean file (no ``\\r``, no NUL) is prepared with one
+    regular-expression pass and never split into lines unless something is reported.
 
     Args:
         source: the original file (for locations and excerpts).
         text: the prepared text (every line ends in ``\\n``).
-        line_starts: offset in ``text`` where each prepared line starts.
-        line_numbers: the original 1-based line number of each prepared line.
+        maps: computes (prepared text, line starts, original line numbers) again; called once,
+            the first time a location is asked for.
         included_from: the location of the ``source``/``configfile`` that read this file.
         how: how it was included ("source ${config_directory}/custom.cfg").
     """
 
-    __slots__ = ("how", "included_from", "line_numbers", "line_starts", "source", "text")
+    __slots__ = ("_maps", "_numbers", "_starts", "how", "included_from", "source", "text")
 
     def __init__(
         self,
         source: SourceFile,
         text: str,
         *,
-        line_starts: list[int],
-        line_numbers: list[int],
+        maps: Callable[[], tuple[str, list[int], list[int]]],
         included_from: Location | None = None,
         how: str = "",
     ) -> None:
         self.source = source
         self.text = text
-        self.line_starts = line_starts
-        self.line_numbers = line_numbers
+        self._maps = maps
+        self._starts: list[int] | None = None
+        self._numbers: list[int] | None = None
         self.included_from = included_from
         self.how = how
+
+    def _load_maps(self) -> None:
+        text, starts, numbers = self._maps()
+        assert text == self.text, "the line map does not describe the prepared text"
+        self._starts, self._numbers = starts, numbers
+
+    @property
+    def line_starts(self) -> list[int]:
+        """Offset in ``text`` where each prepared line starts."""
+        if self._starts is None:
+            self._load_maps()
+        assert self._starts is not None
+        return self._starts
+
+    @property
+    def line_numbers(self) -> list[int]:
+        """The original 1-based line number of each prepared line."""
+        if self._numbers is None:
+            self._load_maps()
+        assert self._numbers is not None
+        return self._numbers
 
     @classmethod
     def from_file(
@@ -140,27 +215,15 @@ class ScriptText:
         ``\\r`` bytes vanish, a line is cut at a NUL, lines whose first byte is ``#``
         are dropped (even inside quotes or blocks), every kept line ends in ``\\n``.
         """
-        raw_lines = source.text.split("\n")
-        if raw_lines and raw_lines[-1] == "":
-            raw_lines.pop()  # text after the last newline is empty: no line
-        parts: list[str] = []
-        starts: list[int] = []
-        numbers: list[int] = []
-        pos = 0
-        for i, line in enumerate(raw_lines):
-            if "\r" in line:
-                line = line.replace("\r", "")
-            nul = line.find("\0")
-            if nul >= 0:
-                line = line[:nul]
-            if line.startswith("#"):
-                continue
-            starts.append(pos)
-            numbers.append(i + 1)
-            parts.append(line)
-            pos += len(line) + 1
-        text = "\n".join(parts) + "\n" if parts else ""
-        return cls(source, text, line_starts=starts, line_numbers=numbers, included_from=included_from, how=how)
+        raw = source.text
+        maps = functools.partial(_file_maps, raw)
+        if "\r" in raw or "\0" in raw:
+            text = maps()[0]
+        else:
+            text = raw if not raw or raw.endswith("\n") else raw + "\n"
+            if text.startswith("#") or "\n#" in text:
+                text = _COMMENT_LINE.sub("", text)
+        return cls(source, text, maps=maps, included_from=included_from, how=how)
 
     @classmethod
     def from_code(
@@ -176,23 +239,12 @@ class ScriptText:
 
         Only splitting on ``\\n``: no ``#``-line or ``\\r`` removal happens there.
         """
-        raw_lines = code.split("\n")
-        if raw_lines and raw_lines[-1] == "":
-            raw_lines.pop()
-        starts: list[int] = []
-        numbers: list[int] = []
-        pos = 0
-        kept: list[str] = []
-        for i, line in enumerate(raw_lines):
-            nul = line.find("\0")
-            if nul >= 0:
-                line = line[:nul]
-            starts.append(pos)
-            numbers.append(first_line + i)
-            kept.append(line)
-            pos += len(line) + 1
-        text = "\n".join(kept) + "\n" if kept else ""
-        return cls(source, text, line_starts=starts, line_numbers=numbers, included_from=included_from, how=how)
+        maps = functools.partial(_code_maps, code, first_line)
+        if "\0" in code:
+            text = maps()[0]
+        else:
+            text = code if not code or code.endswith("\n") else code + "\n"
+        return cls(source, text, maps=maps, included_from=included_from, how=how)
 
     def line_index(self, offset: int) -> int:
         """0-based index of the prepared line holding ``offset``."""
