@@ -141,10 +141,10 @@ def oracle_boot(bundle: dict[str, Any]) -> OracleBoot:
         AssertionError: GRUB never reached a ``linux`` command.
     """
     sys.path.insert(0, str(TESTS))
-    from oracle.grub_emu import OracleCase, run_grub_emu
+    from oracle.grub_emu import OracleCase, OraclePartition, run_grub_emu
 
     files = tuple((p, base64.b64decode(d)) for p, d in sorted(bundle["files"].items()))
-    case = OracleCase(files=files, config_path=bundle["config_path"], table=bundle["table"], uuid=bundle["uuid"])
+    case = OracleCase((OraclePartition(files, uuid=bundle["uuid"]),), config_path=bundle["config_path"], table=bundle["table"])
     text = run_grub_emu(case)
     after = text.split("@@END", 1)[-1]
     kernel = None

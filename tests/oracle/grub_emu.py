@@ -2,17 +2,25 @@
 
 Method (../shared/reference/grub-oracle-method.md):
 
-1. Disk: the case's files go into a small ext2 filesystem made by ``mke2fs -d`` with the
-   UUID and label the case searches for, placed as partition 1 of an MBR (or GPT) disk
-   made by ``sfdisk``; ``grub-emu`` gets it through a device map as ``(hd0)``.
+1. Disk: an MBR (or GPT) disk made by ``sfdisk`` whose partitions 1, 2, ... hold the case's
+   filesystems (:class:`OraclePartition`), each with the UUID and label the config searches
+   for: ext2 made by ``mke2fs -d``; FAT made by ``mkfs.vfat -i VOLID`` and filled by
+   ``mcopy`` (no mounting); btrfs made by ``mkfs.btrfs`` and filled on a loop mount inside a
+   private mount namespace, because btrfs-progs 6.2 can neither create subvolumes offline
+   nor set the default one (``btrfs subvolume create``/``set-default``); or nothing (a BIOS
+   boot partition).  ``grub-emu`` gets the disk through a device map as ``(hd0)``.
 2. Harness: ``grub-emu`` has no loaders, and a script function only runs when no command
    of that name exists, so the harness defines ``linux``, ``initrd``, ``chainloader``,
-   ``multiboot`` ... as functions that echo a marker line; it sets ``root``, ``prefix``,
-   ``grub_platform``, ``grub_cpu`` and ``cmdpath`` as a BIOS core image would, sources
-   the case's ``grub.cfg`` between ``@@BEGIN``/``@@END``, sets ``timeout=0`` (and
-   ``default`` when one entry is wanted) and lets GRUB's own menu code boot.  Nothing
-   loads, so GRUB tries the fallbacks and ends at "Failed to boot both default and
-   fallback entries".
+   ``multiboot`` ... as functions that echo a marker line (on ``efi`` also ``fwsetup``,
+   which grub-emu lacks: ``--is-supported`` succeeds, as on a UEFI VM, anything else echoes
+   an ``@@fwsetup`` marker); it sets ``root``, ``prefix``, ``grub_platform``, ``grub_cpu``
+   and ``cmdpath`` as the core image would (``prefix`` the config's directory on its
+   partition; ``cmdpath`` that directory on ``efi``, ``(hd0)`` on a BIOS), sources the
+   case's config between ``@@BEGIN``/``@@END``, sets ``timeout=0`` (and ``default`` when
+   one entry is wanted) and lets GRUB's own menu code boot.  Nothing loads, so GRUB tries
+   the fallbacks and ends at "Failed to boot both default and fallback entries".  (A
+   config that runs ``configfile`` shows its menu inside ``source``: ``@@END`` and the
+   ``default`` set after it are never reached.)
 3. Isolation: each run is a private mount namespace (``unshare -m``) chrooted into a
    tmpfs that holds only ``/usr`` (read-only), the disk and the harness, so the
    ``(host)`` device sees nothing of this machine.
@@ -23,6 +31,10 @@ Method (../shared/reference/grub-oracle-method.md):
    the command line / menu screen appears.  An ``LD_PRELOAD`` shim (built with ``cc``
    when there is one) makes GRUB's sleeps (2.5 s per fallback) return at once.
 
+It is upstream GRUB 2.06: a btrfs is read from its top-level subvolume whatever the
+default subvolume (grub-core/fs/btrfs.c ``get_root``), as without openSUSE's
+``btrfs_relative_path`` patch.
+
 :func:`normalize_transcript` turns raw console text (ours or GRUB's) into comparable
 lines: escape sequences and progress meters removed, each run of syntax-error
 messages collapsed into one line, and in the boot phase blank lines and key prompts
@@ -31,6 +43,7 @@ dropped.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -41,15 +54,18 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "FS_TYPES",
     "HARNESS_VERSION",
     "LOADER_FUNCTIONS",
     "OracleCache",
     "OracleCase",
+    "OraclePartition",
     "OracleUnavailable",
+    "harness_presets",
     "minimal_pf2",
     "normalize_transcript",
     "oracle_available",
@@ -64,6 +80,7 @@ LOADER_FUNCTIONS = (
 )
 DEFAULT_UUID = "0d1c0000-1111-2222-3333-444455556666"
 DEFAULT_LABEL = "VKBOOT"
+_FAKE_TIME = 1700000000
 
 _SHIM_C = r"""
 #include <time.h>
@@ -123,70 +140,176 @@ class OracleUnavailable(Exception):
     """grub-emu (or the tools around it, or root) is missing: the oracle cannot run."""
 
 
+FS_TYPES = ("ext2", "vfat", "btrfs", "none")
+_PART_MIB = {"ext2": 14, "vfat": 16, "btrfs": 64, "none": 1}  # btrfs-progs 6.2 makes nothing smaller with single profiles
+_PART_TYPE = {  # sfdisk: (MBR id, GPT type GUID)
+    "ext2": ("83", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+    "btrfs": ("83", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+    "vfat": ("ef", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),  # an EFI system partition
+    "none": ("da", "21686148-6453-6F6E-744E-656564454649"),  # MBR "non-FS data"; GPT "BIOS boot"
+}
+
+
+@dataclass(frozen=True)
+class OraclePartition:
+    """One partition of the oracle disk and the filesystem in it.
+
+    Attributes:
+        files: absolute path on the filesystem (from a btrfs's top level) -> contents.
+        fs: "ext2", "vfat", "btrfs" or "none" (no filesystem; ``files`` must be empty).
+        uuid: the filesystem UUID (FAT: the volume id, "9C2E-11F0").
+        label: the filesystem label ("" for none).
+        default_subvolume: btrfs: the subvolume ``btrfs subvolume set-default`` names, as a
+            path from the top level ("@/.snapshots/1/snapshot"); "" keeps the top level.
+        subvolumes: btrfs: paths from the top level created as subvolumes, parents first
+            (the default subvolume is one even when not listed); other directories are plain.
+    """
+
+    files: tuple[tuple[str, bytes], ...] = ()
+    fs: str = "ext2"
+    uuid: str = DEFAULT_UUID
+    label: str = DEFAULT_LABEL
+    default_subvolume: str = ""
+    subvolumes: tuple[str, ...] = ()
+
+    def all_subvolumes(self) -> tuple[str, ...]:
+        """``subvolumes`` plus the default subvolume, normalised ("a/b"), parents first."""
+        out = [s.strip("/") for s in self.subvolumes if s.strip("/")]
+        if self.default_subvolume.strip("/") and self.default_subvolume.strip("/") not in out:
+            out.append(self.default_subvolume.strip("/"))
+        return tuple(sorted(out, key=lambda s: s.count("/")))
+
+
 @dataclass(frozen=True)
 class OracleCase:
     """One oracle run.
 
     Attributes:
-        files: absolute path on the boot filesystem -> contents (the config included).
-        config_path: the config GRUB reads, on that filesystem.
-        table: "dos" or "gpt" (partition 1 holds the filesystem).
-        uuid, label: of the ext2 filesystem.
+        partitions: partition 1, 2, ... of ``(hd0)``.
+        config_path: the config GRUB reads, on partition ``config_partition``.
+        config_partition: its number (1-based); ``root`` and ``prefix`` name it.
+        table: "dos" or "gpt".
         platform, cpu: what the harness sets ``grub_platform``/``grub_cpu`` to.
         default_override: assigned to ``default`` after the config (None: keep it).
     """
 
-    files: tuple[tuple[str, bytes], ...]
+    partitions: tuple[OraclePartition, ...]
     config_path: str = "/boot/grub/grub.cfg"
+    config_partition: int = 1
     table: str = "dos"
-    uuid: str = DEFAULT_UUID
-    label: str = DEFAULT_LABEL
     platform: str = "pc"
     cpu: str = "i386"
     default_override: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.config_partition <= len(self.partitions):
+            raise ValueError(f"config_partition {self.config_partition} is not one of the {len(self.partitions)} partitions")
+        if self.table not in ("dos", "gpt"):
+            raise ValueError(f"table {self.table!r}: dos or gpt")
+        for part in self.partitions:
+            if part.fs not in FS_TYPES:
+                raise ValueError(f"filesystem {part.fs!r}: one of {', '.join(FS_TYPES)}")
+            if part.fs != "btrfs" and (part.default_subvolume or part.subvolumes):
+                raise ValueError(f"only btrfs has subvolumes, not {part.fs}")
+            if part.fs == "none" and part.files:
+                raise ValueError("a partition without a filesystem holds no files")
+
+    def partition_name(self, number: int) -> str:
+        """GRUB's name of partition ``number``: "hd0,msdos1", "hd0,gpt2"."""
+        return f"hd0,{'msdos' if self.table == 'dos' else 'gpt'}{number}"
 
     @property
     def device(self) -> str:
-        return "hd0,msdos1" if self.table == "dos" else "hd0,gpt1"
+        """The partition holding the config."""
+        return self.partition_name(self.config_partition)
 
     def key(self) -> str:
-        """A stable hash of everything that decides the oracle's answer."""
+        """A stable hash of everything that decides the oracle's answer.
+
+        A single ext2 partition keeps the form keys had before cases could have several
+        partitions, so the transcripts recorded for those stay valid.
+        """
         h = hashlib.sha256()
-        h.update(f"v{HARNESS_VERSION}|{self.config_path}|{self.table}|{self.uuid}|{self.label}|{self.platform}|{self.cpu}|{self.default_override!r}\n".encode())
-        for path, data in sorted(self.files):
-            h.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+        head = f"v{HARNESS_VERSION}|{self.config_path}|{self.table}"
+        tail = f"{self.platform}|{self.cpu}|{self.default_override!r}"
+        only = self.partitions[0] if len(self.partitions) == 1 else None
+        if only is not None and only.fs == "ext2":
+            h.update(f"{head}|{only.uuid}|{only.label}|{tail}\n".encode())
+            _hash_files(h, only.files)
+            return h.hexdigest()[:32]
+        h.update(f"{head}|partition {self.config_partition}|{tail}\n".encode())
+        for n, part in enumerate(self.partitions, 1):
+            h.update(f"{n}|{part.fs}|{part.uuid}|{part.label}|{part.default_subvolume}|{'|'.join(part.subvolumes)}\n".encode())
+            _hash_files(h, part.files)
         return h.hexdigest()[:32]
 
 
-def oracle_available() -> str | None:
-    """None if the oracle can run here, else the reason it cannot."""
-    for tool in ("grub-emu", "mke2fs", "sfdisk", "unshare", "chroot"):
+def _hash_files(h: hashlib._Hash, files: tuple[tuple[str, bytes], ...]) -> None:
+    for path, data in sorted(files):
+        h.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+
+
+def oracle_available(case: OracleCase | None = None) -> str | None:
+    """None if the oracle can run here (for ``case``: with its filesystems), else the reason it cannot."""
+    tools = ["grub-emu", "mke2fs", "sfdisk", "unshare", "chroot"]
+    fs = {p.fs for p in case.partitions} if case is not None else set()
+    if "vfat" in fs:
+        tools += ["mkfs.vfat", "mcopy"]
+    if "btrfs" in fs:
+        tools += ["mkfs.btrfs", "btrfs", "mount", "umount"]
+    for tool in tools:
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (scripts/test installs grub-emu, e2fsprogs, fdisk)"
+            return f"{tool} is not installed (scripts/test installs grub-emu, e2fsprogs, fdisk, dosfstools, mtools, btrfs-progs)"
     if os.geteuid() != 0:
         return "the grub-emu oracle needs root (a private mount namespace and chroot)"
+    if "btrfs" in fs and not _kernel_has_btrfs():
+        return "the kernel cannot mount btrfs (modprobe btrfs), needed to make subvolumes"
     return None
+
+
+def _kernel_has_btrfs() -> bool:
+    try:
+        if any(line.split()[-1] == "btrfs" for line in Path("/proc/filesystems").read_text().splitlines() if line.strip()):
+            return True
+    except OSError:
+        return False
+    return subprocess.run(["modprobe", "btrfs"], capture_output=True, check=False).returncode == 0
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def harness_presets(case: OracleCase) -> dict[str, str]:
+    """The variables the harness sets before the config, as the core image would."""
+    directory = f"({case.device}){case.config_path.rsplit('/', 1)[0]}"
+    return {
+        "root": case.device,
+        "prefix": directory,
+        "grub_platform": case.platform,
+        "grub_cpu": case.cpu,
+        # the directory of the EFI binary, or the disk a BIOS booted from
+        "cmdpath": directory if case.platform == "efi" else "(hd0)",
+    }
 
 
 def _harness(case: OracleCase) -> str:
     # a wide terminal: grub-emu's console wraps at 80 columns otherwise
     lines = ["terminfo -g 4096x100 console vt100-color"]
     lines += [f'function {n} {{ echo "@@{n} n=$# root=[$root] chosen=[$chosen]" "$@"; }}' for n in LOADER_FUNCTIONS]
-    dev = case.device
+    if case.platform == "efi":
+        # grub-emu has no fwsetup; a UEFI VM's firmware supports "Firmware Settings"
+        lines.append('function fwsetup { if [ "$1" = --is-supported ]; then return 0; fi; '
+                     'echo "@@fwsetup n=$# root=[$root] chosen=[$chosen]" "$@"; }')
+    lines += [f"set {k}={v}" for k, v in harness_presets(case).items()]
     lines += [
-        f"set root={dev}",
-        f"set prefix=({dev}){case.config_path.rsplit('/', 1)[0]}",
-        f"set grub_platform={case.platform}",
-        f"set grub_cpu={case.cpu}",
-        "set cmdpath=(hd0)",
         "echo @@BEGIN",
-        f"source ({dev}){case.config_path}",
+        f"source ({case.device}){case.config_path}",
         "echo @@END",
         "set timeout=0",
     ]
     if case.default_override is not None:
-        lines.append("set default='" + case.default_override.replace("'", "'\\''") + "'")
+        lines.append("set default=" + _quote(case.default_override))
     return "\n".join(lines) + "\n"
 
 
@@ -208,26 +331,119 @@ def _shim(cache: Path) -> Path | None:
     return out
 
 
-def _make_disk(case: OracleCase, work: Path) -> Path:
-    root = work / "root"
-    for path, data in case.files:
+def _stage(files: tuple[tuple[str, bytes], ...], root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for path, data in files:
         dest = root / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
-    (root / "boot").mkdir(parents=True, exist_ok=True)
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, (_FAKE_TIME, _FAKE_TIME), follow_symlinks=False)
+    return root
+
+
+def _run(argv: list[str], *, input: bytes | None = None, env: dict[str, str] | None = None) -> None:
+    r = subprocess.run(argv, input=input, env=env, capture_output=True, check=False)
+    if r.returncode != 0:
+        shown = " ".join(a if len(a) < 100 else "'<script>'" for a in argv)
+        raise RuntimeError(f"{shown} exited {r.returncode}: {r.stderr.decode(errors='replace').strip()}")
+
+
+def _place(src: Path, dst: Path, offset: int) -> None:
+    """Copy ``src`` into ``dst`` at byte ``offset``, leaving all-zero chunks as holes."""
+    zero = bytes(1 << 20)
+    with open(src, "rb") as fin, open(dst, "r+b") as fout:
+        pos = 0
+        while chunk := fin.read(len(zero)):
+            if chunk != zero[: len(chunk)]:
+                fout.seek(offset + pos)
+                fout.write(chunk)
+            pos += len(chunk)
+
+
+def _mkfs_vfat(part: OraclePartition, tree: Path, img: Path) -> None:
+    volid = part.uuid.replace("-", "")
+    if not re.fullmatch(r"[0-9A-Fa-f]{8}", volid):
+        raise ValueError(f"a FAT volume id is 8 hex digits (XXXX-XXXX), not {part.uuid!r}")
+    size_kib = _PART_MIB["vfat"] * 1024
+    _run(["mkfs.vfat", "--invariant", "-F", "16", "-i", volid, *(["-n", part.label] if part.label else []), "-C", str(img), str(size_kib)])
+    entries = sorted(str(e) for e in tree.iterdir())
+    if entries:
+        _run(["mcopy", "-s", "-m", "-i", str(img), *entries, "::/"], env={**os.environ, "MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"})
+
+
+# Run in a private mount namespace: an interrupted build leaves no mount behind, and the loop
+# device `mount -o loop` attaches is auto-cleared once the namespace's mount is gone.
+_BTRFS_POPULATE = r"""
+set -e
+img=$1 mnt=$2 tree=$3 default=$4
+shift 4
+mount -o loop "$img" "$mnt"
+dev=$(findmnt -n -o SOURCE "$mnt")
+trap 'umount "$mnt"; btrfs device scan --forget "$dev" 2>/dev/null || true' EXIT
+for sv in "$@"; do
+  mkdir -p "$mnt/$(dirname "$sv")"
+  btrfs subvolume create "$mnt/$sv" >/dev/null
+done
+cp -a "$tree/." "$mnt/"
+if [ -n "$default" ]; then
+  btrfs subvolume set-default "$mnt/$default"
+  test "$(btrfs subvolume get-default "$mnt" | sed -n 's/.* path //p')" = "$default"
+fi
+sync -f "$mnt"
+"""
+
+
+def _mkfs_btrfs(part: OraclePartition, tree: Path, img: Path, lock: Path) -> None:
+    with open(img, "wb") as f:
+        f.truncate(_PART_MIB["btrfs"] << 20)
+    _run(["mkfs.btrfs", "-q", "-f", "-U", part.uuid, *(["-L", part.label] if part.label else []), "-m", "single", "-d", "single", str(img)])
+    mnt = img.with_suffix(".mnt")
+    mnt.mkdir()
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # the kernel registers a btrfs by its UUID: two builds of the same one must not overlap
+    with open(lock, "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        _run(["unshare", "-m", "--propagation", "private", "sh", "-c", _BTRFS_POPULATE, "sh",
+              str(img), str(mnt), str(tree), part.default_subvolume.strip("/"), *part.all_subvolumes()])
+    mnt.rmdir()
+
+
+def _make_disk(case: OracleCase, work: Path, cache: Path) -> Path:
     (work / "h").mkdir(exist_ok=True)
     disk = work / "h" / "disk.img"
+    sizes = [_PART_MIB[p.fs] for p in case.partitions]
     with open(disk, "wb") as f:
-        f.truncate(16 << 20)
-    label = "gpt" if case.table == "gpt" else "dos"
-    ptype = "0FC63DAF-8483-4772-8E79-3D69D8477DE4" if label == "gpt" else "83"
-    subprocess.run(["sfdisk", "-q", str(disk)], input=f"label: {label}\nstart=2048, size=28672, type={ptype}\n".encode(), check=True, capture_output=True)
-    subprocess.run(
-        ["mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-U", case.uuid, "-L", case.label, "-d", str(root), "-E", f"offset={2048 * 512}", str(disk), "14M"],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "E2FSPROGS_FAKE_TIME": "1700000000"},
-    )
+        f.truncate((2 + sum(sizes)) << 20)  # 1 MiB before the first partition, 1 MiB for GPT's backup
+    if case.table == "dos" and len(sizes) > 4:
+        raise ValueError("the oracle makes at most 4 MBR partitions (no extended partition)")
+    script = [f"label: {case.table}"]
+    start = 1
+    for part, size in zip(case.partitions, sizes):
+        mbr, gpt = _PART_TYPE[part.fs]
+        script.append(f"start={start * 2048}, size={size * 2048}, type={gpt if case.table == 'gpt' else mbr}")
+        start += size
+    _run(["sfdisk", "-q", str(disk)], input="\n".join(script).encode() + b"\n")
+    start = 1
+    for n, (part, size) in enumerate(zip(case.partitions, sizes), 1):
+        if part.fs == "ext2":
+            root = _stage(part.files, work / f"p{n}")
+            (root / "boot").mkdir(exist_ok=True)
+            _run(
+                ["mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-U", part.uuid, "-L", part.label, "-d", str(root),
+                 "-E", f"offset={start << 20}", str(disk), f"{size}M"],
+                env={**os.environ, "E2FSPROGS_FAKE_TIME": str(_FAKE_TIME)},
+            )
+        elif part.fs in ("vfat", "btrfs"):
+            tree = _stage(part.files, work / f"p{n}")
+            img = work / f"p{n}.img"
+            if part.fs == "vfat":
+                _mkfs_vfat(part, tree, img)
+            else:
+                _mkfs_btrfs(part, tree, img, cache / "btrfs.lock")
+            _place(img, disk, start << 20)
+            img.unlink()
+        start += size
     return disk
 
 
@@ -249,9 +465,10 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
 
     Raises:
         OracleUnavailable: the oracle cannot run here.
-        RuntimeError: grub-emu did not reach an end state in ``timeout`` seconds.
+        RuntimeError: a tool making the disk failed, or grub-emu did not reach an end
+            state in ``timeout`` seconds.
     """
-    reason = oracle_available()
+    reason = oracle_available(case)
     if reason is not None:
         raise OracleUnavailable(reason)
     cache = cache_dir or Path(os.environ.get("VIRTKIT_TEST_CACHE", "/tmp/virtkit-test-cache"))
@@ -259,7 +476,7 @@ def run_grub_emu(case: OracleCase, *, timeout: float = 30.0, cache_dir: Path | N
     with tempfile.TemporaryDirectory(prefix="vk-grub-emu-") as tmp:
         work = Path(tmp)
         t0 = time.monotonic()
-        _make_disk(case, work)
+        _make_disk(case, work, cache)
         if timings is not None:
             timings["disk"] = time.monotonic() - t0
         (work / "h" / "grub.cfg").write_text(_harness(case))

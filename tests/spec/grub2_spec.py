@@ -46,7 +46,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oracle.grub_emu import DEFAULT_LABEL, DEFAULT_UUID, OracleCase, minimal_pf2, normalize_transcript
+from oracle.grub_emu import DEFAULT_LABEL, DEFAULT_UUID, OracleCase, OraclePartition, minimal_pf2, normalize_transcript
 from virtkit.boot.config.grub2 import Grub2Options, load_grub2_menu
 from virtkit.boot.config.grub2.autoboot import autoboot_transcript
 from virtkit.boot.config.grubenv import render_grubenv
@@ -125,7 +125,7 @@ class SpecCase:
 
     def oracle_case(self, default_override: str | None = None) -> OracleCase:
         return OracleCase(
-            files=tuple(sorted(self.all_files().items())),
+            (OraclePartition(tuple(sorted(self.all_files().items())), uuid=DEFAULT_UUID, label=DEFAULT_LABEL),),
             config_path=CONFIG_PATH,
             table=self.table,
             platform=self.platform,
