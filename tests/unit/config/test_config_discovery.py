@@ -84,6 +84,23 @@ def test_bls_directory_without_loader_conf() -> None:
                             ("systemd-boot", "hd0,msdos1", "/loader/entries", 70)]
 
 
+def test_bls_directory_under_boot_on_a_root_filesystem() -> None:
+    entry = "title F\nlinux /boot/vmlinuz-6.5\ninitrd /boot/initramfs-6.5.img\noptions root=/dev/vda1\n"
+    files = guest({"hd0,msdos1": {"/boot/loader/entries/f-6.5.conf": entry, "/boot/vmlinuz-6.5": "k",
+                                  "/boot/initramfs-6.5.img": "i", "/etc/fstab": ""}})
+    assert found(files) == [("systemd-boot", "hd0,msdos1", "/boot/loader/entries", 70)]
+    gm = discover_menu(files, limits=L)
+    entry0 = gm.menu.items[0]
+    assert gm.menu.config.path == "/boot/loader/entries"
+    assert entry0.kernel is not None and entry0.kernel.display() == "(hd0,msdos1)/boot/vmlinuz-6.5"  # type: ignore[union-attr]
+    assert entry0.cmdline == "initrd=\\boot\\initramfs-6.5.img root=/dev/vda1"  # type: ignore[union-attr]  # as systemd-boot passes it
+    with_conf = guest({"hd0": {"/boot/loader/loader.conf": "default f*\n", "/boot/loader/entries/f.conf": entry,
+                               "/boot/vmlinuz-6.5": "k"}})
+    assert found(with_conf) == [("systemd-boot", "hd0", "/boot/loader/loader.conf", 60)]
+    assert candidate_for(with_conf, "hd0", "/boot/loader/entries", limits=L).path == "/boot/loader/entries"
+    assert candidate_for(with_conf, "hd0", "/boot/loader", limits=L).path == "/boot/loader/loader.conf"
+
+
 def test_nothing_found() -> None:
     assert found(guest({"hd0": {"/etc/fstab": ""}})) == []
     with pytest.raises(ConfigError, match=r"no boot-loader configuration found on the guest's filesystems \(\(hd0\) \?\)"):

@@ -13,7 +13,8 @@ looked at):
 3. GRUB legacy: ``/boot/grub/menu.lst``, ``/boot/grub/grub.conf``, ``/grub/menu.lst``,
    ``/grub/grub.conf``.
 4. LILO: ``/etc/lilo.conf``.
-5. systemd-boot: ``/loader/loader.conf`` and ``/loader/entries/``.
+5. systemd-boot: ``/loader/loader.conf`` and ``/loader/entries/``; the same under ``/boot`` (a
+   root filesystem without a separate ``/boot``).
 6. EFI: ``/EFI/*/grub.cfg`` and ``/boot/efi/EFI/*/grub.cfg`` (vendor directories in name
    order, ``BOOT`` last).
 
@@ -32,7 +33,8 @@ rank  candidate
       pv-grub-menu writes both)
 50    /etc/lilo.conf
 60    systemd-boot with loader.conf - rank 6 with ``--platform efi``
-70    /loader/entries without loader.conf (Fedora's BLS directory read as systemd-boot would)
+70    /loader/entries or /boot/loader/entries without loader.conf (Fedora's BLS directory
+      read as systemd-boot would)
 90    an EFI stub grub.cfg that only ``search``es and ``configfile``s the real one; followed
       when it is all there is, with the platform set to ``efi``
 ====  ==================================================================================
@@ -161,15 +163,15 @@ def find_boot_configs(files: BootFiles, *, limits: Limits, platform: str | None 
         for p in LILO_PATHS:
             if _is_file(files, dev, p):
                 add(ConfigCandidate("lilo", dev, p, "LILO configuration", 50), di)
-        has_conf = _is_file(files, dev, "/loader/loader.conf")
-        has_entries = _is_dir(files, dev, "/loader/entries")
-        if has_conf:
-            add(ConfigCandidate("systemd-boot", dev, "/loader/loader.conf", "systemd-boot loader.conf",
-                                6 if efi else 60, platform="efi"), di)
-        elif has_entries:
-            add(ConfigCandidate("systemd-boot", dev, "/loader/entries",
-                                "Boot Loader Specification entries without loader.conf (read as systemd-boot would)",
-                                70), di)
+        for base in ("/loader", "/boot/loader"):
+            where = "" if base == "/loader" else " under /boot"
+            if _is_file(files, dev, f"{base}/loader.conf"):
+                add(ConfigCandidate("systemd-boot", dev, f"{base}/loader.conf", f"systemd-boot loader.conf{where}",
+                                    6 if efi else 60, platform="efi"), di)
+            elif _is_dir(files, dev, f"{base}/entries"):
+                add(ConfigCandidate("systemd-boot", dev, f"{base}/entries",
+                                    f"Boot Loader Specification entries{where} without loader.conf "
+                                    "(read as systemd-boot would)", 70), di)
         for base in ("", "/boot/efi"):
             for p in _efi_configs(files, dev, base):
                 if _is_stub(files, dev, p, limits):
@@ -198,9 +200,9 @@ def candidate_for(files: BootFiles, device: str, path: str, *, limits: Limits) -
     p = normalise_path(path)
     base = p.rsplit("/", 1)[-1].lower()
     if p.rstrip("/").endswith("/loader/entries") and _is_dir(files, device, p):
-        return ConfigCandidate("systemd-boot", device, "/loader/entries", "named by the operator")
+        return ConfigCandidate("systemd-boot", device, p.rstrip("/"), "named by the operator")
     if p.rstrip("/").endswith("/loader") and _is_dir(files, device, p):
-        return ConfigCandidate("systemd-boot", device, "/loader/loader.conf", "named by the operator")
+        return ConfigCandidate("systemd-boot", device, p.rstrip("/") + "/loader.conf", "named by the operator")
     src = try_read_source(files, device, p, limits=limits)
     if src is None:
         raise FileNotFound(f"({device}){p}: no such configuration file", path=p)

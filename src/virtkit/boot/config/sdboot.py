@@ -18,6 +18,12 @@ References:
     ``efi-string.c`` (``efi_fnmatch``: ``*``, ``?``, ``[...]`` with ranges, ``\\`` escapes).
     Read for facts only; no code was copied.
 
+Where ``$BOOT/loader`` is: ``/loader`` on the ESP or an XBOOTLDR partition, or
+``/boot/loader`` on a root filesystem without a separate ``/boot`` (Fedora's
+kernel-install writes entries there, with paths that start ``/boot/``: entry paths are
+always relative to the filesystem's root).  :func:`loader_dir` tells which from the
+configuration path.
+
 Not read: the EFI variables (``LoaderEntryDefault``, ``LoaderEntryOneShot``,
 ``LoaderEntryLastBooted``) - a guest image does not carry them - and Type #2 unified kernel
 images in ``/EFI/Linux`` (listed as a warning).
@@ -147,8 +153,17 @@ def _compare(a: _Entry, b: _Entry) -> int:
     return c(a.tries_done or 0, b.tries_done or 0)
 
 
-def _read_entry(files: BootFiles, device: str, name: str, budget: StepBudget, limits: Limits) -> _Entry | None:
-    path = f"/loader/entries/{name}"
+def loader_dir(path: str) -> str:
+    """``/boot/loader`` for ``/boot/loader/entries`` or ``/boot/loader/loader.conf``; ``/loader`` otherwise."""
+    p = path.rstrip("/")
+    for tail in ("/entries", "/loader.conf"):
+        if p.endswith("/loader" + tail):
+            return p[: -len(tail)]
+    return p if p.endswith("/loader") else "/loader"
+
+
+def _read_entry(files: BootFiles, device: str, name: str, budget: StepBudget, *, limits: Limits, base: str) -> _Entry | None:
+    path = f"{base}/entries/{name}"
     src = try_read_source(files, device, path, limits=limits)
     if src is None:
         return None
@@ -201,9 +216,14 @@ def probe_sdboot(text: str) -> int:
     return max(0, min(score, 100))
 
 
-def _entry_dirs(files: BootFiles, device: str) -> list[str]:
-    """The ESP (the configuration's device) plus any other FAT filesystem with /loader/entries (XBOOTLDR)."""
+def _entry_dirs(files: BootFiles, device: str, base: str) -> list[str]:
+    """The ESP (the configuration's device) plus any other FAT filesystem with /loader/entries (XBOOTLDR).
+
+    Entries under ``/boot/loader`` of a root filesystem are read from that filesystem only.
+    """
     out = [device]
+    if base != "/loader":
+        return out
     for info in files.devices():
         if info.name == device or (info.fs_type or "").lower() != "vfat":
             continue
@@ -218,8 +238,8 @@ def load_sdboot_menu(files: BootFiles, device: str | None, path: str, *, limits:
 
     Args:
         files: the guest's files.
-        device: the ESP (the device holding ``/loader``).
-        path: ``/loader/loader.conf`` or ``/loader/entries``.
+        device: the ESP (the device holding ``/loader``), or a root filesystem.
+        path: ``/loader/loader.conf`` or ``/loader/entries`` (or the same under ``/boot``).
         limits: ``max_config_bytes`` (per file), ``max_menu_entries`` and ``max_script_steps`` apply.
 
     Returns:
@@ -231,10 +251,11 @@ def load_sdboot_menu(files: BootFiles, device: str | None, path: str, *, limits:
     """
     if device is None:
         raise FileNotFound(f"{path}: no device given", path=path)
-    shown = f"({device})/loader"
+    base = loader_dir(path)
+    shown = f"({device}){base}"
     b = MenuBuilder(limits, shown)
     budget = StepBudget(limits, shown)
-    conf = try_read_source(files, device, "/loader/loader.conf", limits=limits)
+    conf = try_read_source(files, device, f"{base}/loader.conf", limits=limits)
     pattern: str | None = None
     pattern_line = 0
     timeout: float | None = 0.0
@@ -264,9 +285,9 @@ def load_sdboot_menu(files: BootFiles, device: str | None, path: str, *, limits:
                     b.warn(f"timeout {sanitize_text(value)}: not a number; ignored", Location(conf, lineno))
     entries: list[_Entry] = []
     found_dir = False
-    for dev in _entry_dirs(files, device):
+    for dev in _entry_dirs(files, device, base):
         try:
-            listing = files.listdir(dev, "/loader/entries")
+            listing = files.listdir(dev, f"{base}/entries")
         except (FileNotFound, NotADirectory):
             continue
         found_dir = True
@@ -275,7 +296,7 @@ def load_sdboot_menu(files: BootFiles, device: str | None, path: str, *, limits:
             lname = name.lower()
             if is_dir or name.startswith(".") or not lname.endswith(".conf") or lname.startswith("auto-"):
                 continue
-            e = _read_entry(files, dev, name, budget, limits)
+            e = _read_entry(files, dev, name, budget, limits=limits, base=base)
             if e is None:
                 continue
             b.count_entry()
@@ -293,7 +314,7 @@ def load_sdboot_menu(files: BootFiles, device: str | None, path: str, *, limits:
                 continue
             entries.append(e)
     if conf is None and not found_dir:
-        raise FileNotFound(f"({device})/loader: neither loader.conf nor entries/", path="/loader")
+        raise FileNotFound(f"({device}){base}: neither loader.conf nor entries/", path=base)
     if files.stat(device, "/EFI/Linux") is not None:
         b.warn("Type #2 unified kernel images in /EFI/Linux are not listed (not supported)")
 
@@ -335,8 +356,8 @@ def load_sdboot_menu(files: BootFiles, device: str | None, path: str, *, limits:
     trail.append(timeout_note)
     return BootMenu(
         loader=LOADER,
-        config=FileRef(device=device, path=conf.path if conf is not None else "/loader/entries",
-                       written=conf.path if conf is not None else "/loader/entries"),
+        config=FileRef(device=device, path=conf.path if conf is not None else f"{base}/entries",
+                       written=conf.path if conf is not None else f"{base}/entries"),
         items=tuple(items),
         default=default,
         default_trail=tuple(trail),
@@ -421,7 +442,7 @@ def evaluate_sdboot_body(files: BootFiles, menu: BootMenu, entry: BootEntry, bod
     """
     device = (entry.kernel.device if entry.kernel is not None else None) or menu.config.device or ""
     name = entry.id or "edited.conf"
-    src = SourceFile(device=device, path=f"/loader/entries/{name} (edited)", text=body)
+    src = SourceFile(device=device, path=f"{loader_dir(menu.config.path)}/entries/{name} (edited)", text=body)
     budget = StepBudget(limits, src.display)
     e = _Entry(file=name, device=device, path=src.path, id=name, src=src)
     for key, value, lineno in parse_key_values(src, budget):

@@ -157,6 +157,9 @@ def autoboot_transcript(
         try:
             i.run_config(script, written)
         except MenuShown as shown:
+            # GRUB shows a configfile's menu from inside that file's context: its entries
+            # run there (with the variables the file set), not in the outer one
+            i.push_context(shown.context)
             _show_menu(sess, shown.context, nested=True, autobooted=False)
             return "".join(i.out)
         ctx = i.ctx

@@ -23,7 +23,7 @@ from virtkit.boot.config.grub2.argopts import ArgError, HelpRequested, Opt, pars
 from virtkit.boot.config.grub2.ast import Command, Var
 from virtkit.boot.config.grub2.env import MenuItemDef
 from virtkit.boot.config.grub2.interp import MenuShown, StopEvaluation
-from virtkit.boot.config.grub2.loaders import LOADER_COMMANDS
+from virtkit.boot.config.grub2.loaders import LOADER_COMMANDS, trace_marker
 from virtkit.boot.config.grub2.paths import open_error, read_bytes
 from virtkit.boot.config.grub2.test_cmd import cmd_test, grub_strtoul
 
@@ -416,6 +416,7 @@ def cmd_hwmatch(interp: Interpreter, name: str, args: list[str], _b: bool) -> in
 def cmd_fwsetup(interp: Interpreter, name: str, args: list[str], _b: bool) -> int:
     if "--is-supported" in args:
         return 0
+    trace_marker(interp, name, args)  # the oracle harness's stand-in prints one, as for loaders
     if interp.boot is not None:
         interp.boot.note("fwsetup: reboots into the firmware setup; not bootable as a PV guest")
         from virtkit.boot.config.model import EntryKind

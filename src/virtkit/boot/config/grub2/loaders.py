@@ -25,7 +25,7 @@ from virtkit.boot.config.model import EntryKind, FileRef
 if TYPE_CHECKING:
     from virtkit.boot.config.grub2.interp import Interpreter
 
-__all__ = ["LOADER_COMMANDS", "BootState", "quote_cmdline"]
+__all__ = ["LOADER_COMMANDS", "BootState", "quote_cmdline", "trace_marker"]
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _state(interp: Interpreter) -> BootState:
     return interp.boot
 
 
-def _trace(interp: Interpreter, name: str, args: list[str]) -> None:
+def trace_marker(interp: Interpreter, name: str, args: list[str]) -> None:
     """The marker line the oracle harness's stand-in functions print."""
     if interp.trace:
         root = interp.get("root") or ""
@@ -80,7 +80,7 @@ def _trace(interp: Interpreter, name: str, args: list[str]) -> None:
 
 
 def cmd_linux(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     if not args:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
@@ -107,7 +107,7 @@ def cmd_linux(interp: Interpreter, name: str, args: list[str], _block: bool) -> 
 
 
 def cmd_initrd(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     if not args:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
@@ -143,7 +143,7 @@ def cmd_initrd(interp: Interpreter, name: str, args: list[str], _block: bool) ->
 
 
 def cmd_devicetree(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     if not args:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
@@ -159,7 +159,7 @@ _XEN_NOTE = "boots the Xen hypervisor; not bootable as a PV guest"
 
 
 def cmd_multiboot(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     if not args:
         return interp.error(E.GRUB_ERR_BAD_ARGUMENT, "filename expected")
@@ -178,7 +178,7 @@ def cmd_multiboot(interp: Interpreter, name: str, args: list[str], _block: bool)
 
 
 def cmd_module(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     files = [a for a in args if not a.startswith("--")]
     if not files:
@@ -195,7 +195,7 @@ def cmd_module(interp: Interpreter, name: str, args: list[str], _block: bool) ->
 
 
 def cmd_chainloader(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     files = [a for a in args if not a.startswith("--")]
     if not files and name != "appleloader":
@@ -210,7 +210,7 @@ def cmd_chainloader(interp: Interpreter, name: str, args: list[str], _block: boo
 
 
 def cmd_other_loader(interp: Interpreter, name: str, args: list[str], _block: bool) -> int:
-    _trace(interp, name, args)
+    trace_marker(interp, name, args)
     st = _state(interp)
     st.kind = EntryKind.OTHER
     st.loaded = True
