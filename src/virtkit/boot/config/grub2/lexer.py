@@ -68,11 +68,12 @@ _VARREF = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9]+|\{[0-9
 _SIMPLE_WORD = re.compile(r"(?:[^{}|&$;<> \t\n'\"\\]++|'[^']*+'|\"(?:[^\"\\$]++|" + _VARREF + r")*+\"|" + _VARREF + ")++")  # possessive: no backtracking
 _FAST_WORD = re.compile(r"[ \t]*+(" + _SIMPLE_WORD.pattern + r")(?!['\"$\\])")
 _WORD_CONTINUES = frozenset("'\"$\\")  # after a run of plain characters these extend the word
-# A run of such words after a command's first word, each after blanks, none a comment:
-# exactly the tokens next_token would return one by one.
 # Lines a parser skips between commands: blank, or blanks and a comment (NEWLINE tokens only).
 _GAP = re.compile(r"(?:[ \t]*+(?:#[^\n]*+)?\n)*+")
+# A command's first word when it is a simple word (not a comment).
 _FIRST_WORD = re.compile(r"[ \t]*+(?!#)(" + _SIMPLE_WORD.pattern + r")(?!['\"$\\])")
+# A run of such words after a command's first word, each after blanks, none a comment:
+# exactly the tokens next_token would return one by one.
 _SIMPLE_RUN = re.compile(r"(?:[ \t]++(?!#)(?:" + _SIMPLE_WORD.pattern + r")(?!['\"$\\]))*+")
 
 _TWO_CHAR_OPS = {"||": TokenKind.OR, "&&": TokenKind.AND, ";;": TokenKind.SEMI2}
@@ -169,7 +170,11 @@ class Lexer:
         return out
 
     def _word_of(self, raw: str) -> tuple[TokenKind, Word]:
-        """(kind, word) for the text of one simple word, cached."""
+        """(kind, word) for the text of one simple word, cached.
+
+        A word's parts depend on its text alone, so it is read by a scratch lexer over
+        just that text (the batch readers know the text of a word, not its offset).
+        """
         scratch = Lexer.__new__(Lexer)
         scratch.text = raw
         scratch.n = len(raw)
