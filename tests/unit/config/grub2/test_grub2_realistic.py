@@ -142,6 +142,7 @@ EXPECTED = {
     "centos-stream9": ("CentOS Stream (5.14.0-388.el9.x86_64) 9", "fedora", "/vmlinuz-5.14.0-388.el9.x86_64", "root=/dev/mapper/cs-root ro crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M rd.lvm.lv=cs/root rhgb quiet"),
     "efi-stub-fedora": ("Fedora Linux (6.5.12-300.fc39.x86_64) 39 (Workstation Edition)", "fedora", "/vmlinuz-6.5.12-300.fc39.x86_64", "root=UUID=6c0b1d2e-3f4a-4b5c-9d6e-8f9012b3c4d5 ro rootflags=subvol=root rhgb quiet"),
     "fedora39-btrfs": ("Fedora Linux (6.6.2-201.fc39.x86_64) 39 (Server Edition)", "fedora", "/root/boot/vmlinuz-6.6.2-201.fc39.x86_64", "root=UUID=7d1c2e3f-4a5b-4c6d-ae7f-90a1b2c3d4e6 ro rootflags=subvol=root console=hvc0"),
+    "arch": ("Arch Linux", "upstream", "/boot/vmlinuz-linux", "root=UUID=c7d8e9f0-1a2b-4c3d-8e4f-5a6b7c8d9e0f rw loglevel=3 quiet"),
     "opensuse-btrfs": ("openSUSE Tumbleweed", "upstream", "/@/.snapshots/1/snapshot/boot/vmlinuz-6.6.1-1-default", "root=UUID=8e2d4c6a-1b3f-4d5e-9a7c-0b1d2e3f4a5b splash=silent quiet security=apparmor mitigations=auto"),
 }
 
@@ -203,6 +204,23 @@ def test_ubuntu2404_efi_stub_shows_main_menu() -> None:
     assert titles[-1] == "UEFI Firmware Settings"
     last = menu.items[-1]
     assert isinstance(last, BootEntry) and last.kind.value == "other"
+
+
+def test_arch_microcode_initrds_in_order_and_fallback_entries() -> None:
+    menu = load("arch")
+    top = menu.items[0]
+    assert isinstance(top, BootEntry)
+    assert [r.path for r in top.initrds] == ["/boot/intel-ucode.img", "/boot/amd-ucode.img", "/boot/initramfs-linux.img"]
+    sub = menu.items[1]
+    assert isinstance(sub, Submenu)
+    assert [i.title for i in sub.items] == [
+        "Arch Linux, with Linux linux", "Arch Linux, with Linux linux (fallback initramfs)",
+        "Arch Linux, with Linux linux-lts", "Arch Linux, with Linux linux-lts (fallback initramfs)",
+    ]
+    lts_fallback = sub.items[3]
+    assert isinstance(lts_fallback, BootEntry) and lts_fallback.initrds[-1].path == "/boot/initramfs-linux-lts-fallback.img"
+    assert menu.timeout == 5.0 and menu.timeout_style == "menu"
+    assert [i.title for i in menu.items] == ["Arch Linux", "Advanced options for Arch Linux"]  # no UEFI entry on a BIOS
 
 
 def test_rhel8_version_sort_and_kernelopts() -> None:
