@@ -1,8 +1,10 @@
 """The interpreter's shortcuts give exactly what the general code gives.
 
 * the lexer's batch readers (``Lexer.command_start``/``simple_words``: a command's
-  first word and its run of simple arguments straight from the text) against
-  ``next_token`` alone: the same units, statements, words, errors and offsets;
+  first word and its run of simple arguments straight from the text) and the parser's
+  skimmed blocks (``skim_block``: a block of the simple shape is recognised by one regular
+  expression and parsed when first needed) against ``next_token`` and eager parsing alone:
+  the same units, statements, words, errors and offsets;
 * ``Word.lit`` (a word that needs no expansion is its own argument) against the full
   expansion in ``expand_argv``.
 
@@ -23,7 +25,7 @@ from helpers import TESTS
 from virtkit.boot.config.grub2.ast import Word
 from virtkit.boot.config.grub2.expand import expand_argv
 from virtkit.boot.config.grub2.lexer import Lexer
-from virtkit.boot.config.grub2.parser import parse_all
+from virtkit.boot.config.grub2.parser import parse_all, skim_block
 from virtkit.boot.config.grub2.tokens import ScriptText
 from virtkit.boot.config.source import SourceFile
 
@@ -92,3 +94,55 @@ def test_literal_words_expand_as_the_general_code_does(raws: list[str]) -> None:
     (cmd,) = unit.stmts  # type: ignore[attr-defined]
     words = list(cmd.words)
     assert _expand(words, True) == _expand(words, False)
+
+
+# Lines a grub-mkconfig body is made of, and near misses of each shape the skimmer accepts.
+_LINES = [
+    "\tload_video\n", "\tinsmod gzio\n", "\tset root='hd0,msdos1'\n", "\techo\t'Loading Linux 6.1 ...'\n",
+    "\tlinux\t/boot/vmlinuz root=UUID=x ro  quiet\n", "\tinitrd\t/a /b\n", "\tsearch --set=root $u\n",
+    "\tif [ x$grub_platform = xxen ]; then insmod xzio; insmod lzopio; fi\n",
+    "\tif [ x$f = xy ]; then\n", "\telse\n", "\tfi\n", "\t  # a comment\n", "\n", "   \n",
+    "\tmenuentry 'E' --class os $o 'id' {\n", "\t}\n", "}\n",
+]
+_NEAR_MISSES = [  # each is something else to the parser
+    "\tfi;\n", "\tthen\n", "\telif [ a ]; then\n", "\tif [ a ]\n", "\tif [ a ]; then x\n", "\techo a;\n",
+    "\techo a # c\n", "\techo a#c\n", "\t[[ a ]]\n", "\techo [[\n", "\techo \\\n  b\n", "\techo 'a\nb'\n",
+    "\techo $\n", "\techo \"a\n", "\tfor x in a; do echo $x; done\n", "\tfunction f { a; }\n",
+    "\techo a | b\n", "\t{\n", "\techo }\n", "\techo a}\n", "\tdone\n", "\tif\n", "\tfi fi\n",
+    "\tmenuentry 'E' {\n\t\tlinux /k\n\t}\n", "\tsubmenu 'S' { echo; }\n",
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_LINES), st.sampled_from(_LINES), st.sampled_from(_NEAR_MISSES)), max_size=14),
+       st.sampled_from(["menuentry 'T' --id t {", "submenu 'S' {", "if true; then x {"]))
+def test_skimmed_blocks_parse_as_eager_ones(lines: list[str], opener: str) -> None:
+    text = "set a=1\n" + opener + "\n" + "".join(lines) + "}\necho after\n"
+    _assert_same_parse(text)
+
+
+@pytest.mark.parametrize(("body", "skimmed"), [
+    ("\n\tinsmod gzio\n\tlinux /k a b\n}", True),
+    ("\n\tif [ a ]; then\n\t\tb\n\telse\n\t\tc\n\tfi\n}", True),
+    ("\n\tmenuentry 'x' {\n\t\tlinux /k\n\t}\n}", True),
+    ("\n}", False),  # commands1 needs a command: a syntax error, parsed at once
+    ("\n\tfi\n}", False),
+    ("\n\techo a;\n}", False),
+    (" linux /k; }", False),
+    ("\n\tfor x in a; do b; done\n}", False),
+])
+def test_skim_block_accepts_only_the_simple_shapes(body: str, skimmed: bool) -> None:
+    text = "menuentry 'x' {" + body + "\n"
+    end = skim_block(text, text.index("{") + 1)
+    assert (end is not None) == skimmed
+    if end is not None:
+        assert text[end - 1] == "}" and end == len(text) - 1
+
+
+def test_a_skimmed_block_is_parsed_only_when_needed() -> None:
+    text = "menuentry 'x' {\n\tlinux /k\n}\n"
+    (unit,) = _parse(text, True)
+    block = unit.stmts[0].block  # type: ignore[attr-defined]
+    assert block._build is not None  # deferred
+    assert [w.raw for w in block.body[0].words] == ["linux", "/k"]
+    assert block._build is None

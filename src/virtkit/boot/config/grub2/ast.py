@@ -25,6 +25,7 @@ it parsed to (only used to report syntax errors when it is defined).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -96,7 +97,6 @@ class Word:
         return len(self.parts) == 1 and isinstance(self.parts[0], Lit) and self.parts[0].q == "" and "\\" not in self.parts[0].text
 
 
-@dataclass(frozen=True, slots=True)
 class Block:
     """A ``{ ... }`` block argument.
 
@@ -107,12 +107,61 @@ class Block:
         groups: the statements split the way GRUB splits ``text`` into units when it runs
             it on its own (at newlines between top-level commands), so an entry body can
             run without being parsed again.
+
+    A block whose text the parser has proved well-formed without building it (see
+    ``parser.skim_block``) is *deferred*: ``body`` and ``groups`` are parsed from the same
+    script text the first time they are asked for - GRUB parses every block of a file but
+    runs only the entries it boots, so most bodies of a large menu are never needed.
     """
 
-    text: str
-    body: tuple[Stmt, ...]
-    pos: int = 0
-    groups: tuple[tuple[Stmt, ...], ...] = ()
+    __slots__ = ("_body", "_build", "_groups", "pos", "text")
+
+    def __init__(self, text: str, body: tuple[Stmt, ...] = (), pos: int = 0, groups: tuple[tuple[Stmt, ...], ...] = ()) -> None:
+        self.text = text
+        self.pos = pos
+        self._body: tuple[Stmt, ...] | None = body
+        self._groups: tuple[tuple[Stmt, ...], ...] | None = groups
+        self._build: Callable[[], Block] | None = None
+
+    @classmethod
+    def deferred(cls, text: str, pos: int, build: Callable[[], Block]) -> Block:
+        """A block whose statements ``build()`` parses when first needed."""
+        b = cls(text, (), pos, ())
+        b._body = b._groups = None
+        b._build = build
+        return b
+
+    def _force(self) -> None:
+        build = self._build
+        assert build is not None
+        parsed = build()
+        assert parsed.text == self.text and parsed.pos == self.pos, "a deferred block parsed to another block"
+        self._body, self._groups, self._build = parsed.body, parsed.groups, None
+
+    @property
+    def body(self) -> tuple[Stmt, ...]:
+        if self._body is None:
+            self._force()
+        assert self._body is not None
+        return self._body
+
+    @property
+    def groups(self) -> tuple[tuple[Stmt, ...], ...]:
+        if self._groups is None:
+            self._force()
+        assert self._groups is not None
+        return self._groups
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Block):
+            return NotImplemented
+        return (self.text, self.pos, self.body, self.groups) == (other.text, other.pos, other.body, other.groups)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable cache inside: never a dict key
+
+    def __repr__(self) -> str:
+        state = "deferred" if self._build is not None else f"{len(self.body)} statements"
+        return f"Block({self.text[:30]!r}..., pos={self.pos}, {state})"
 
 
 @dataclass(frozen=True, slots=True)

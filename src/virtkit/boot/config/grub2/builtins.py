@@ -298,7 +298,7 @@ def cmd_menuentry(interp: Interpreter, name: str, args: list[str], has_block: bo
         raw_body=raw_body,
     )
     if has_block and isinstance(node, Command) and node.block is not None and node.block.text == raw_body:
-        item.body_groups = node.block.groups
+        item.body_block = node.block  # its statements are parsed when the entry first runs
         item.body_script = interp.cur_script
     return interp.add_menu_item(item)
 

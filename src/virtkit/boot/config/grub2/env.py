@@ -54,7 +54,8 @@ class MenuItemDef:
         body_line: the line the body text starts on (0: the origin's line).
         raw_body: the block text alone (for the editor and BootEntry.body).
         bls_id: the BLS file id when blscfg made it.
-        body_groups: the parsed body, grouped as GRUB's units (None: parse ``source``).
+        body_block: the parsed block (its ``groups`` are the body as GRUB's units; None:
+            parse ``source``).
         body_script: the ScriptText those statements' offsets point into.
     """
 
@@ -70,7 +71,7 @@ class MenuItemDef:
     body_line: int = 0
     raw_body: str = ""
     bls_id: str | None = None
-    body_groups: Any = None
+    body_block: Any = None
     body_script: Any = None
 
 

@@ -41,7 +41,7 @@ import re
 from virtkit.boot.config.grub2.ast import I18n, Lit, Part, Var, Word
 from virtkit.boot.config.grub2.tokens import KEYWORDS, ScriptText, Token, TokenKind
 
-__all__ = ["LexMode", "Lexer"]
+__all__ = ["SIMPLE_WORD_PATTERN", "LexMode", "Lexer"]
 
 
 class LexMode(enum.Enum):
@@ -66,6 +66,7 @@ _SPECIALS = frozenset("?#*@")
 _VARREF = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9]+|\{[0-9]+\}|[?#*@]|\{[?#*@]\})"
 # A word made only of the easy parts (no backslash, no $"..."): its extent, for the cache.
 _SIMPLE_WORD = re.compile(r"(?:[^{}|&$;<> \t\n'\"\\]++|'[^']*+'|\"(?:[^\"\\$]++|" + _VARREF + r")*+\"|" + _VARREF + ")++")  # possessive: no backtracking
+SIMPLE_WORD_PATTERN = _SIMPLE_WORD.pattern
 _FAST_WORD = re.compile(r"[ \t]*+(" + _SIMPLE_WORD.pattern + r")(?!['\"$\\])")
 _WORD_CONTINUES = frozenset("'\"$\\")  # after a run of plain characters these extend the word
 # Lines a parser skips between commands: blank, or blanks and a comment (NEWLINE tokens only).
@@ -116,6 +117,13 @@ class Lexer:
         # words repeat endlessly in generated configs: a word's parts depend on its text
         # alone, so equal words share one Word object
         self._words: dict[str, tuple[TokenKind, Word]] = {}
+
+    def fork(self, pos: int) -> Lexer:
+        """A lexer over the same script at ``pos``, sharing this one's word cache."""
+        other = Lexer(self.script)
+        other._words = self._words
+        other.pos = pos
+        return other
 
     def command_start(self) -> tuple[bool, Word | None, int]:
         """Skip the NEWLINE tokens that follow; then take a command's first word if it is simple.

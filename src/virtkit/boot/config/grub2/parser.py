@@ -33,13 +33,16 @@ Grammar (parser.y, simplified to what is accepted)::
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 
 from virtkit.boot.config.grub2.ast import Block, Command, For, FunctionDef, If, Stmt, Unit, While, Word
-from virtkit.boot.config.grub2.lexer import Lexer
+from virtkit.boot.config.grub2.lexer import SIMPLE_WORD_PATTERN, Lexer
 from virtkit.boot.config.grub2.tokens import ScriptText, Token, TokenKind
+from virtkit.errors import ConfigSyntaxError
 
-__all__ = ["describe_token", "iter_units", "parse_all"]
+__all__ = ["describe_token", "iter_units", "parse_all", "skim_block"]
 
 _ARG_KINDS = frozenset(
     {
@@ -72,6 +75,57 @@ _NO_GRAMMAR = {
 }
 
 
+# -- skimming a block --------------------------------------------------------------
+#
+# The bodies grub-mkconfig writes are lines of simple commands and if/else/fi, and a
+# submenu's body is such lines and menuentry blocks.  One regular expression (C speed,
+# possessive, no backtracking) recognises exactly that much of the grammar; a block it
+# matches is certainly accepted by the parser above, ends at the same `}`, and is parsed
+# only when its statements are needed.  Anything else (an operator, a `for`, a backslash,
+# a block on one line, a syntax error) does not match and is parsed at once as usual.
+_W = "(?:" + SIMPLE_WORD_PATTERN + r")(?!['\"$\\])"  # a word of simple parts, whole
+_KW = r"(?:if|then|elif|else|fi|for|in|do|done|while|until|function|case|esac|select|\[\[|\]\])"
+_END = r"[{}|&;<> \t\n]"  # what may follow a word (a keyword is one only when whole)
+_FIRST = rf"(?!{_KW}{_END}){_W}"  # a command name: a WORD/NAME token, never a reserved word
+_ARG = rf"(?!(?:\[\[|\]\]){_END}){_W}"  # an argument: reserved words too, but not [[ ]]
+_CMD = rf"{_FIRST}(?:[ \t]++(?!#){_ARG})*+"
+_EOL = r"(?:[ \t]++#[^\n]*+|[ \t]*+)\n"  # a comment only after a blank
+_GAP = r"(?:[ \t]*+(?:#[^\n]*+)?\n)*+"
+_SIMPLE_LINE = rf"[ \t]*+{_CMD}{_EOL}"
+_IF_ONE_LINE = rf"[ \t]*+if[ \t]++{_CMD}[ \t]*+;[ \t]*+then[ \t]++{_CMD}(?:[ \t]*+;[ \t]*+{_CMD})*+[ \t]*+;[ \t]*+fi(?=[ \t\n]){_EOL}"
+_LINES = rf"(?:{_GAP}(?>{_SIMPLE_LINE}|{_IF_ONE_LINE}))++"
+_IF_BLOCK = (rf"[ \t]*+if[ \t]++{_CMD}[ \t]*+;[ \t]*+then(?=[ \t\n]){_EOL}{_LINES}"
+             rf"(?:{_GAP}[ \t]*+else(?=[ \t\n]){_EOL}{_LINES})?+{_GAP}[ \t]*+fi(?=[ \t\n]){_EOL}")
+_BODY = rf"(?:{_GAP}(?>{_SIMPLE_LINE}|{_IF_ONE_LINE}|{_IF_BLOCK}))++"
+_NESTED = rf"[ \t]*+{_CMD}[ \t]*+\{{[ \t]*+\n{_BODY}{_GAP}[ \t]*+\}}{_EOL}"
+_SKIM = re.compile(rf"[ \t]*+\n(?:{_GAP}(?>{_SIMPLE_LINE}|{_IF_ONE_LINE}|{_IF_BLOCK}|{_NESTED}))++{_GAP}[ \t]*+\}}")
+
+
+def skim_block(text: str, start: int) -> int | None:
+    """The offset just past the ``}`` closing the block whose ``{`` ends at ``start``, if the
+    block is of the simple shape the parser certainly accepts (see above); None otherwise."""
+    m = _SKIM.match(text, start)
+    return m.end() if m is not None else None
+
+
+def _parse_deferred_block(lex: Lexer, lbr: int, depth: int, open_depth: int) -> Block:
+    """Parse the block whose ``{`` is at ``lbr`` as :meth:`_UnitParser.block` would have.
+
+    ``lex`` is the lexer that skimmed it: its word cache is shared, not its position.
+    """
+    script = lex.script
+    lexer = lex.fork(lbr)
+    parser = _UnitParser(lexer)
+    parser.depth = depth
+    parser.open = [("`{`", lbr)] * open_depth
+    parser.skim = False  # its inner blocks too: whoever needs this block runs what is in it
+    try:
+        return parser.block()
+    except _SyntaxError as exc:  # skim_block passes only blocks the parser accepts
+        raise ConfigSyntaxError(f"internal error: a skimmed block does not parse: {exc.message}",
+                                script.location(exc.tok.start)) from None
+
+
 def describe_token(tok: Token) -> str:
     """How an error message names a token."""
     if tok.kind is TokenKind.NEWLINE:
@@ -101,6 +155,7 @@ class _UnitParser:
         self.depth = 0
         self.functions: list[FunctionDef] = []
         self.open: list[tuple[str, int]] = []  # constructs open, for EOF messages
+        self.skim = True  # blocks of the simple shape are recognised and parsed when needed
 
     # -- token plumbing ------------------------------------------------------
 
@@ -215,6 +270,13 @@ class _UnitParser:
 
     def block(self) -> Block:
         lbr = self.advance()
+        if self.skim and self.lex.batch and len(self.open) < MAX_NESTING - 4:  # the skimmed shapes nest at most 3 deep
+            end = skim_block(self.text, lbr.end)
+            if end is not None:
+                self.lex.pos = end
+                self.after_newline = False
+                build = functools.partial(_parse_deferred_block, self.lex, lbr.start, self.depth, len(self.open))
+                return Block.deferred(self.text[lbr.end : end - 1], lbr.start, build)
         self.depth += 1
         self.open.append(("`{`", lbr.start))
         self.check_nesting(lbr)

@@ -279,7 +279,7 @@ class Grub2Session:
             i.unset("default")
         i.boot = BootState()
         try:
-            if source is None and item.body_groups is not None:
+            if source is None and item.body_block is not None:
                 self._run_parsed_body(item)
             else:
                 i.execute_new_scope(self._body_script(item, item.source if source is None else source), list(item.args))
@@ -307,7 +307,7 @@ class Grub2Session:
             if refused:
                 i.print_error()
             i.cur_script = item.body_script
-            for group in item.body_groups:
+            for group in item.body_block.groups:
                 ret = i.exec_list_cmd(group)
                 i.print_error()
                 del ret
