@@ -236,6 +236,13 @@ def expand_argv(
             return fast
     slots: list[str | None] = []
     for word in words:
+        lit = word.lit
+        if lit is not None and glob is None and len(lit) <= max_bytes:  # its own argument, as above
+            if slots and slots[-1] is None:
+                slots[-1] = lit
+            else:
+                slots.append(lit)
+            continue
         if not slots or slots[-1] is not None:
             slots.append(None)
         for part in word.parts:
