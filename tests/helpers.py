@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import AnyStr
 
 import pytest
 
@@ -78,8 +79,11 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def run_cli(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``virtkit ARGV`` in-process: (exit status, stdout, stderr); argparse exits count too."""
+def run_cli(argv: list[str], capfd: pytest.CaptureFixture[AnyStr]) -> tuple[int, AnyStr, AnyStr]:
+    """Run ``virtkit ARGV`` in-process: (exit status, stdout, stderr); argparse exits count too.
+
+    ``capfd`` or ``capfdbinary``: the output comes back as text or bytes accordingly.
+    """
     from virtkit.cli.main import main
 
     try:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from fs_contract import boot_tree
-from helpers import ROOT, assert_golden, fixture_path
+from helpers import ROOT, assert_golden, fixture_path, run_cli
 from virtkit.cli.fs_cmds import PathSpec, parse_path_spec
-from virtkit.cli.main import build_parser, main
+from virtkit.cli.main import build_parser
 from virtkit.errors import UsageError
 
 
@@ -183,11 +183,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def run(argv: list[str], capfdbinary: pytest.CaptureFixture[bytes]) -> tuple[int, bytes, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exc:  # argparse
-        status = int(exc.code or 0)
-    out, err = capfdbinary.readouterr()
+    status, out, err = run_cli(argv, capfdbinary)
     return status, out, err.decode("utf-8", "replace")
 
 

@@ -27,8 +27,8 @@ from builders.gpt import LINUX_FS, GptDisk, GptPart
 from builders.lvm import PV_UUID, LvSpec, PvImage, PvSpec, Seg, vg_text
 from builders.mbr import DiskImage, Entry, ebr_sector, mbr_sector
 from builders.md import md_member
-from helpers import ROOT, assert_golden, fixture_path
-from virtkit.cli.main import build_parser, main
+from helpers import ROOT, assert_golden, fixture_path, run_cli
+from virtkit.cli.main import build_parser
 
 SAMPLE = "no IMAGE given: using the bundled sample guest image"
 MiB = 1 << 20
@@ -217,21 +217,12 @@ PLACES = {
 }
 
 
-def run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exc:  # argparse
-        status = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return status, out, err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_cli(case: Case, scratch: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     if case.needs and not shutil.which(case.needs):
         pytest.skip(f"external tool {case.needs!r} is not installed")
     monkeypatch.chdir(scratch)
-    status, out, err = run([a.format(**PLACES) for a in case.argv], capfd)
+    status, out, err = run_cli([a.format(**PLACES) for a in case.argv], capfd)
     assert status == case.status, err
     if case.stderr is not None:
         assert re.search(case.stderr, err), err
@@ -250,11 +241,11 @@ def test_guest_strings_are_sanitised(
     scratch: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(scratch)
-    status, out, _ = run(["inspect", "evil.img"], capfd)
+    status, out, _ = run_cli(["inspect", "evil.img"], capfd)
     assert status == 0
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert 'name "\\x1b]0;pwned\\x07\\x1b[31mred\\u202e"' in out
-    status, out, _ = run(["inspect", "--json", "evil.img"], capfd)
+    status, out, _ = run_cli(["inspect", "--json", "evil.img"], capfd)
     assert status == 0 and "\x1b" not in out
     assert json.loads(out)["volumes"][1]["part_label"] == "\x1b]0;pwned\x07\x1b[31mred\u202e"
 
@@ -317,7 +308,7 @@ def test_json_matches_the_python_model(
     from virtkit.limits import Limits
 
     monkeypatch.chdir(scratch)
-    status, out, _ = run(["inspect", "--json", "lvm-striped-0.img", "lvm-striped-1.img"], capfd)
+    status, out, _ = run_cli(["inspect", "--json", "lvm-striped-0.img", "lvm-striped-1.img"], capfd)
     assert status == 0
     doc = json.loads(out)
     with open_guest(["lvm-striped-0.img", "lvm-striped-1.img"], limits=Limits()) as g:

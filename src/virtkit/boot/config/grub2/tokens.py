@@ -166,7 +166,7 @@ class ScriptText:
         how: how it was included ("source ${config_directory}/custom.cfg").
     """
 
-    __slots__ = ("_maps", "_numbers", "_starts", "how", "included_from", "source", "text")
+    __slots__ = ("_lines", "_maps", "how", "included_from", "source", "text")
 
     def __init__(
         self,
@@ -180,31 +180,26 @@ class ScriptText:
         self.source = source
         self.text = text
         self._maps = maps
-        self._starts: list[int] | None = None
-        self._numbers: list[int] | None = None
+        self._lines: tuple[list[int], list[int]] | None = None
         self.included_from = included_from
         self.how = how
 
-    def _load_maps(self) -> None:
-        text, starts, numbers = self._maps()
-        assert text == self.text, "the line map does not describe the prepared text"
-        self._starts, self._numbers = starts, numbers
+    def _line_map(self) -> tuple[list[int], list[int]]:
+        if self._lines is None:
+            text, starts, numbers = self._maps()
+            assert text == self.text, "the line map does not describe the prepared text"
+            self._lines = (starts, numbers)
+        return self._lines
 
     @property
     def line_starts(self) -> list[int]:
         """Offset in ``text`` where each prepared line starts."""
-        if self._starts is None:
-            self._load_maps()
-        assert self._starts is not None
-        return self._starts
+        return self._line_map()[0]
 
     @property
     def line_numbers(self) -> list[int]:
         """The original 1-based line number of each prepared line."""
-        if self._numbers is None:
-            self._load_maps()
-        assert self._numbers is not None
-        return self._numbers
+        return self._line_map()[1]
 
     @classmethod
     def from_file(
